@@ -1,0 +1,208 @@
+"""The blob store seam and its filesystem implementation.
+
+Every original is kept once under ``blobs/sha256/<h[0:2]>/<h[2:4]>/<h>``,
+read-only (0444), never modified. Keys are sha256 hex digests. The store is
+given the digest; it re-checks it on demand and quarantines a mismatch.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import BinaryIO, Iterator, NamedTuple, Protocol
+
+import blake3 as _blake3
+
+from . import faults
+from .atomic import fsync_dir, publish, remove, storage_error, write_tmp
+from .errors import IntegrityError, InvalidInput, NotFound
+
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+CHUNK = 1 << 20
+
+
+class BlobInfo(NamedTuple):
+    """One stored blob as listed by :meth:`BlobStore.iter`."""
+
+    sha256: str
+    size: int
+    mtime: float
+
+
+class BlobStore(Protocol):
+    """What the rest of casvault needs from a blob store (filesystem or S3)."""
+
+    def has(self, sha256: str) -> bool: ...
+    def put(self, data: bytes, sha256: str) -> bool: ...
+    def read(self, sha256: str) -> bytes: ...
+    def open(self, sha256: str) -> BinaryIO: ...
+    def size(self, sha256: str) -> int: ...
+    def delete(self, sha256: str) -> bool: ...
+    def iter(self) -> Iterator[BlobInfo]: ...
+    def quarantine(self, sha256: str, reason: str) -> str: ...
+
+
+def check_sha256(value: str) -> str:
+    """Return ``value`` if it is a lowercase sha256 hex digest; raise InvalidInput."""
+    if not isinstance(value, str) or not SHA256_RE.fullmatch(value):
+        raise InvalidInput("not a sha256 hex digest", field="sha256")
+    return value
+
+
+def digest(data: bytes | memoryview) -> str:
+    """sha256 hex of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def blake3_digest(data: bytes | memoryview) -> str:
+    """blake3 hex of ``data`` (fast scrub digest)."""
+    return _blake3.blake3(data, max_threads=1).hexdigest()
+
+
+def hash_stream(fh: BinaryIO, algo: str) -> str:
+    """Hex digest of a stream with ``algo`` ('sha256' or 'blake3')."""
+    h = hashlib.sha256() if algo == "sha256" else _blake3.blake3()
+    while chunk := fh.read(CHUNK):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+class FileBlobStore:
+    """Blobs as read-only files under ``<root>/blobs/sha256``."""
+
+    def __init__(self, root: Path, tmp_dir: Path, *, fsync: bool = True) -> None:
+        self.base = root / "blobs" / "sha256"
+        self.quarantine_dir = root / "quarantine" / "sha256"
+        self.tmp_dir = tmp_dir
+        self.fsync = fsync
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob with this digest lives."""
+        check_sha256(sha256)
+        return self.base / sha256[:2] / sha256[2:4] / sha256
+
+    def has(self, sha256: str) -> bool:
+        """True when the blob is stored."""
+        return self.path(sha256).is_file()
+
+    def put(self, data: bytes, sha256: str) -> bool:
+        """Store ``data`` under ``sha256`` unless already there; True when it was written.
+
+        The caller hashed the bytes; an existing blob wins (same digest, same
+        content). Raises StorageFull / StorageError; nothing is left behind.
+        """
+        dest = self.path(sha256)
+        if dest.exists():
+            return False
+        faults.point("blob.write")
+        tmp = write_tmp(self.tmp_dir, data, mode=0o444, fsync=self.fsync, point="blob.write.data")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            remove(tmp)
+            raise storage_error(exc, "creating a blob folder") from exc
+        publish(tmp, dest, fsync=self.fsync)
+        faults.point("blob.after_publish")
+        return True
+
+    def refresh_inode(self, sha256: str) -> Path:
+        """Give a blob a fresh inode (after EMLINK: too many links to the old one).
+
+        Existing projections keep the old inode; new ones link to the new.
+        """
+        src = self.path(sha256)
+        tmp = self.tmp_dir / f"{sha256}.{os.getpid()}.{time.monotonic_ns()}.relink"
+        try:
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, 0o444)
+            if self.fsync:
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            remove(tmp)
+            raise storage_error(exc, "copying a blob to a fresh inode") from exc
+        publish(tmp, src, fsync=self.fsync)
+        return src
+
+    def read(self, sha256: str) -> bytes:
+        """The blob's bytes; raises NotFound."""
+        try:
+            return self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"blob {sha256} is missing", sha256=sha256) from None
+
+    def open(self, sha256: str) -> BinaryIO:
+        """An open binary file of the blob; raises NotFound."""
+        try:
+            return open(self.path(sha256), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {sha256} is missing", sha256=sha256) from None
+
+    def size(self, sha256: str) -> int:
+        """The blob's size in bytes; raises NotFound."""
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            raise NotFound(f"blob {sha256} is missing", sha256=sha256) from None
+
+    def delete(self, sha256: str) -> bool:
+        """Remove the blob (gc only); a missing blob is success."""
+        path = self.path(sha256)
+        existed = remove(path)
+        if existed and self.fsync:
+            fsync_dir(path.parent)
+        return existed
+
+    def iter(self) -> Iterator[BlobInfo]:
+        """Every stored blob, in no particular order."""
+        if not self.base.is_dir():
+            return
+        for a in os.scandir(self.base):
+            if not a.is_dir():
+                continue
+            for b in os.scandir(a.path):
+                if not b.is_dir():
+                    continue
+                for entry in os.scandir(b.path):
+                    if SHA256_RE.fullmatch(entry.name):
+                        st = entry.stat()
+                        yield BlobInfo(entry.name, st.st_size, st.st_mtime)
+
+    def verify(self, sha256: str, *, algo: str = "sha256", expected: str | None = None) -> str:
+        """Re-hash a blob; a mismatch quarantines it and raises IntegrityError."""
+        with self.open(sha256) as fh:
+            got = hash_stream(fh, algo)
+        want = sha256 if algo == "sha256" else expected
+        if want is not None and got != want:
+            where = self.quarantine(sha256, f"{algo} mismatch")
+            raise IntegrityError(
+                f"blob {sha256} is damaged ({algo} {got} != {want}); moved to {where}",
+                expected=want,
+                got=got,
+                sha256=sha256,
+            )
+        return got
+
+    def quarantine(self, sha256: str, reason: str) -> str:
+        """Move a damaged blob aside (never delete it); returns where it went."""
+        src = self.path(sha256)
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.quarantine_dir / f"{sha256}.{int(time.time())}"
+        try:
+            os.replace(src, dest)
+        except FileNotFoundError:
+            raise NotFound(f"blob {sha256} is missing", sha256=sha256) from None
+        (dest.with_name(dest.name + ".reason")).write_text(reason + "\n")
+        if self.fsync:
+            fsync_dir(src.parent)
+        return str(dest)
+
+
+def is_emlink(exc: OSError) -> bool:
+    """True for 'too many links' from link()."""
+    return exc.errno == errno.EMLINK

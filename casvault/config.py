@@ -1,0 +1,109 @@
+"""Configuration: defaults, overridden by ``CASVAULT_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+LINK_MODES = ("auto", "hardlink", "symlink", "copy")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a store, the server and the CLI need to know."""
+
+    root: Path = Path("./data")
+    secret_key: str | None = None
+    admin_token: str | None = None
+    ingest_token: str | None = None
+    link_mode: str = "auto"
+    partition_tz: str = "UTC"
+    thumb_size: int = 256
+    thumb_quality: int = 80
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 64_000_000
+    quota_max_bytes: int = 0  # 0 = unlimited
+    quota_max_count: int = 0  # 0 = unlimited
+    trash_retention_days: int = 30
+    recent_n: int = 1000
+    accel: str = ""  # "nginx" hands /outputs to nginx with X-Accel-Redirect
+    watch: bool = False
+    dev: bool = False  # development mode: a missing secret is generated, not an error
+    fsync: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+        """Read ``CASVAULT_*`` variables; ``overrides`` win over the environment.
+
+        Raises ConfigError on a value that does not parse.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get("CASVAULT_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "root" in values:
+            values["root"] = Path(values["root"])
+        config = cls(**values)
+        config.check()
+        return config
+
+    def with_(self, **changes: Any) -> "Config":
+        """A copy with some values changed."""
+        return replace(self, **changes)
+
+    def check(self) -> None:
+        """Raise ConfigError if a value is out of range."""
+        if self.link_mode not in LINK_MODES:
+            raise ConfigError(f"CASVAULT_LINK_MODE must be one of {', '.join(LINK_MODES)}, not {self.link_mode!r}")
+        if not 16 <= self.thumb_size <= 2048:
+            raise ConfigError(f"CASVAULT_THUMB_SIZE must be between 16 and 2048, not {self.thumb_size}")
+        for name in ("max_upload_bytes", "max_pixels"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"CASVAULT_{name.upper()} must be positive")
+        for name in ("quota_max_bytes", "quota_max_count", "trash_retention_days", "recent_n"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"CASVAULT_{name.upper()} must not be negative")
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(self.partition_tz)
+        except Exception as exc:  # ZoneInfoNotFoundError, ValueError
+            raise ConfigError(f"CASVAULT_PARTITION_TZ {self.partition_tz!r} is not a known time zone") from exc
+
+    def require_secret(self) -> str:
+        """The signing secret; in development a fixed per-root one is derived.
+
+        Raises ConfigError when production mode has no CASVAULT_SECRET_KEY.
+        """
+        if self.secret_key:
+            return self.secret_key
+        if self.dev:
+            return "casvault-dev-secret:" + str(Path(self.root).resolve())
+        raise ConfigError("CASVAULT_SECRET_KEY is not set (set it, or CASVAULT_DEV=1 for development)")
+
+
+def _parse(name: str, typ: Any, raw: str) -> Any:
+    typ = str(typ)
+    try:
+        if "bool" in typ:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if typ == "int":
+            return int(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"CASVAULT_{name.upper()}={raw!r} is not a valid {typ}") from None

@@ -1,0 +1,339 @@
+"""The per-process, per-user index, kept current from the manifest's tail.
+
+Loaded lazily from ``manifest.jsonl`` (msgspec, one pass), then refreshed
+on each use by a ``stat``: what another worker appended is read and applied,
+so its write is visible to the next request here. Keys are
+``(created_at, id)``; ``created_at`` is always UTC with millisecond
+precision, so the string order is the time order.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import threading
+from bisect import bisect_left, insort
+from dataclasses import dataclass
+from typing import Callable, Iterator, NamedTuple
+
+from .errors import InvalidInput
+from .manifest import Manifest
+from .quota import Usage
+from .records import (
+    AddEvent,
+    Event,
+    MetaEvent,
+    MoveEvent,
+    PurgeEvent,
+    Record,
+    RestoreEvent,
+    TrashEvent,
+    evolve,
+)
+
+Key = tuple[str, str]
+INCLUDES = ("active", "trash", "all")
+
+
+@dataclass
+class Query:
+    """A listing request; date bounds are UTC ISO strings (inclusive lo, exclusive hi)."""
+
+    kind: str = "generated"
+    include: str = "active"
+    created_from: str | None = None
+    created_before: str | None = None
+    aspect_ratio: str | None = None
+    tag: str | None = None
+    workflow_id: str | None = None
+    words: tuple[str, ...] = ()
+    favorite: bool = False
+    cursor: str | None = None
+    page: int = 1
+    size: int = 50
+
+    @property
+    def filtered(self) -> bool:
+        """True when anything beyond kind and status narrows the listing."""
+        return bool(
+            self.created_from or self.created_before or self.aspect_ratio or self.tag
+            or self.workflow_id or self.words or self.favorite
+        )
+
+
+class Page(NamedTuple):
+    """One page of a listing."""
+
+    items: list[Record]
+    total: int
+    next_cursor: str | None
+
+
+def encode_cursor(key: Key) -> str:
+    """An opaque cursor for the position after ``key``."""
+    return base64.urlsafe_b64encode(f"{key[0]}|{key[1]}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Key:
+    """Parse a cursor; raises InvalidInput."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, rid = raw.split("|")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not valid", field="cursor") from None
+    if len(rid) != 32 or len(created_at) > 40:
+        raise InvalidInput("cursor is not valid", field="cursor")
+    return created_at, rid
+
+
+class UserIndex:
+    """One user's records, in time order per kind and status."""
+
+    def __init__(self, owner: str, manifest: Manifest, rebuild: Callable[[], None] | None = None) -> None:
+        self.owner = owner
+        self.manifest = manifest
+        self._rebuild = rebuild
+        self._mutex = threading.RLock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.records: dict[str, Record] = {}
+        self.by_sha: dict[str, set[str]] = {}
+        self._keys: dict[tuple[str, str], list[Key]] = {}
+        self._ino = 0
+        self._offset = 0
+        self.last_activity: str | None = None
+        self.usage_counts = [0, 0, 0, 0]  # count, bytes, trash_count, trash_bytes
+
+    # --- loading ------------------------------------------------------------
+
+    def refresh(self) -> "UserIndex":
+        """Apply what was appended since the last look (a stat when nothing was)."""
+        with self._mutex:
+            try:
+                st = os.stat(self.manifest.path)
+            except FileNotFoundError:
+                if self._offset:
+                    self._reset()
+                return self
+            if st.st_ino != self._ino or st.st_size < self._offset:
+                self._load(st.st_ino)
+            elif st.st_size > self._offset:
+                chunk = self.manifest.read(self._offset)
+                for event in chunk.events:
+                    self._apply(event, incremental=True)
+                self._offset = chunk.offset
+            return self
+
+    def _load(self, ino: int) -> None:
+        from .errors import ManifestCorrupt
+
+        self._reset()
+        try:
+            chunk = self.manifest.read(0)
+        except ManifestCorrupt:
+            if self._rebuild is None:
+                raise
+            self._rebuild()  # rewrites the manifest from the sidecars
+            ino = os.stat(self.manifest.path).st_ino
+            chunk = self.manifest.read(0)
+        for event in chunk.events:
+            self._apply(event, incremental=False)
+        for keys in self._keys.values():
+            keys.sort()
+        self._ino = ino
+        self._offset = chunk.offset
+
+    def _keylist(self, kind: str, status: str) -> list[Key]:
+        keys = self._keys.get((kind, status))
+        if keys is None:
+            keys = self._keys[(kind, status)] = []
+        return keys
+
+    def _insert(self, record: Record, incremental: bool) -> None:
+        key = (record.created_at, record.id)
+        for status in (record.status, "all"):
+            keys = self._keylist(record.kind, status)
+            if incremental:
+                insort(keys, key)
+            else:
+                keys.append(key)
+
+    def _remove_key(self, record: Record, statuses: tuple[str, ...], incremental: bool) -> None:
+        key = (record.created_at, record.id)
+        for status in statuses:
+            keys = self._keylist(record.kind, status)
+            if incremental:
+                i = bisect_left(keys, key)
+                if i < len(keys) and keys[i] == key:
+                    del keys[i]
+            else:
+                # NOTE: during a bulk load the lists are unsorted until the end;
+                # removals are rare there (purges), so a linear remove is fine.
+                try:
+                    keys.remove(key)
+                except ValueError:
+                    pass
+
+    def _count(self, record: Record, sign: int) -> None:
+        c = self.usage_counts
+        c[0] += sign
+        c[1] += sign * record.bytes
+        if record.status == "trash":
+            c[2] += sign
+            c[3] += sign * record.bytes
+
+    def _add(self, record: Record, incremental: bool) -> None:
+        if record.id in self.records:
+            self._drop(record.id, incremental)
+        self.records[record.id] = record
+        self.by_sha.setdefault(record.sha256, set()).add(record.id)
+        self._insert(record, incremental)
+        self._count(record, +1)
+
+    def _drop(self, rid: str, incremental: bool) -> None:
+        record = self.records.pop(rid, None)
+        if record is None:
+            return
+        ids = self.by_sha.get(record.sha256)
+        if ids is not None:
+            ids.discard(rid)
+            if not ids:
+                del self.by_sha[record.sha256]
+        self._remove_key(record, (record.status, "all"), incremental)
+        self._count(record, -1)
+
+    def _set_status(self, rid: str, status: str, at: str, incremental: bool) -> None:
+        record = self.records.get(rid)
+        if record is None or record.status == status:
+            return
+        self._count(record, -1)
+        self._remove_key(record, (record.status,), incremental)
+        new = evolve(record, status=status, trashed_at=at if status == "trash" else None)
+        self.records[rid] = new
+        key = (new.created_at, new.id)
+        keys = self._keylist(new.kind, status)
+        insort(keys, key) if incremental else keys.append(key)
+        self._count(new, +1)
+
+    def _apply(self, event: Event, incremental: bool) -> None:
+        if isinstance(event, AddEvent):
+            self._add(event.record, incremental)
+        elif isinstance(event, TrashEvent):
+            self._set_status(event.id, "trash", event.at, incremental)
+        elif isinstance(event, RestoreEvent):
+            self._set_status(event.id, "active", event.at, incremental)
+        elif isinstance(event, PurgeEvent):
+            self._drop(event.id, incremental)
+        elif isinstance(event, MetaEvent):
+            record = self.records.get(event.id)
+            if record is not None:
+                changes = {}
+                if event.tags is not None:
+                    changes["tags"] = event.tags
+                if event.favorite is not None:
+                    changes["favorite"] = event.favorite
+                self.records[event.id] = evolve(record, **changes)
+        elif isinstance(event, MoveEvent):
+            if event.record is not None and event.owner_to == self.owner:
+                self._add(event.record, incremental)
+            else:
+                self._drop(event.id, incremental)
+        if self.last_activity is None or event.at > self.last_activity:
+            self.last_activity = event.at
+
+    def apply_local(self, *events: Event) -> None:
+        """Apply events this process just appended (skips re-reading them)."""
+        with self._mutex:
+            for event in events:
+                self._apply(event, incremental=True)
+            self._offset = self.manifest.size()
+
+    # --- reading ------------------------------------------------------------
+
+    def get(self, rid: str) -> Record | None:
+        """The record with this id, or None."""
+        return self.records.get(rid)
+
+    def usage(self) -> Usage:
+        """Counts and logical bytes, trash included."""
+        c = self.usage_counts
+        return Usage(count=c[0], bytes=c[1], trash_count=c[2], trash_bytes=c[3])
+
+    def count(self, kind: str, include: str = "active") -> int:
+        """Records of a kind in a status ('all' for both)."""
+        return len(self._keys.get((kind, include), ()))
+
+    def iter_desc(self, kind: str, include: str = "active") -> Iterator[Record]:
+        """Records newest first (a snapshot of the order)."""
+        keys = list(self._keys.get((kind, include), ()))
+        records = self.records
+        for key in reversed(keys):
+            record = records.get(key[1])
+            if record is not None:
+                yield record
+
+    def query(self, q: Query) -> Page:
+        """One page of a listing, newest first; raises InvalidInput for a bad cursor."""
+        if q.include not in INCLUDES:
+            raise InvalidInput("include must be active, trash or all", field="include")
+        with self._mutex:
+            keys = self._keys.get((q.kind, q.include), [])
+            end = len(keys)
+            if q.cursor:
+                end = bisect_left(keys, decode_cursor(q.cursor))
+            records = self.records
+            if not q.filtered:
+                total = len(keys)
+                start = end - (0 if q.cursor else (q.page - 1) * q.size)
+                lo = max(start - q.size, 0)
+                items = [records[k[1]] for k in reversed(keys[lo:max(start, 0)])]
+                more = lo > 0
+                next_cursor = encode_cursor(keys[lo]) if more and items else None
+                return Page(items, total, next_cursor)
+            match = _matcher(q)
+            skip = 0 if q.cursor else (q.page - 1) * q.size
+            items: list[Record] = []
+            last_key: Key | None = None
+            more = False
+            for i in range(end - 1, -1, -1):
+                record = records[keys[i][1]]
+                if not match(record):
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                if len(items) == q.size:
+                    more = True
+                    break
+                items.append(record)
+                last_key = keys[i]
+            total = sum(1 for k in keys if match(records[k[1]]))
+            return Page(items, total, encode_cursor(last_key) if more and last_key else None)
+
+
+def _matcher(q: Query) -> Callable[[Record], bool]:
+    lo, hi = q.created_from, q.created_before
+    words = tuple(w.lower() for w in q.words)
+
+    def match(r: Record) -> bool:
+        if lo is not None and r.created_at < lo:
+            return False
+        if hi is not None and r.created_at >= hi:
+            return False
+        if q.favorite and not r.favorite:
+            return False
+        if q.tag is not None and q.tag not in r.tags:
+            return False
+        if q.aspect_ratio is not None and getattr(r, "aspect_ratio", None) != q.aspect_ratio:
+            return False
+        if q.workflow_id is not None and getattr(r, "workflow_id", None) != q.workflow_id:
+            return False
+        if words:
+            text = (getattr(r, "prompt", None) or "").lower()
+            if not all(w in text for w in words):
+                return False
+        return True
+
+    return match

@@ -1,0 +1,97 @@
+"""Where everything lives under a store root (format 1, DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from .records import Record
+from .validate import check_user_id
+
+FORMAT = 1
+KIND_DIRS = {"generated": (), "control": ("controls",), "input": ("inputs",)}
+
+
+def normalize_time(value: str | datetime | None) -> str:
+    """ISO 8601 in UTC with millisecond precision (sortable as a string).
+
+    Raises ValueError for a string that is not ISO 8601.
+    """
+    if value is None:
+        dt = datetime.now(timezone.utc)
+    elif isinstance(value, datetime):
+        dt = value
+    else:
+        dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Layout:
+    """Paths of one store root."""
+
+    def __init__(self, root: Path, partition_tz: str = "UTC") -> None:
+        self.root = root
+        self.outputs = root / "outputs"
+        self.trash = root / "trash"
+        self.meta = root / "meta"
+        self.tmp = root / "tmp"
+        self.locks = root / "locks"
+        self.blobs = root / "blobs"
+        self.config_file = root / "casvault.json"
+        self.tz = ZoneInfo(partition_tz)
+        self._day_cache: dict[str, tuple[str, str, str]] = {}
+
+    def day(self, created_at: str) -> tuple[str, str, str]:
+        """(YYYY, MM, DD) of a creation time in the partition time zone."""
+        day = self._day_cache.get(created_at)
+        if day is None:
+            dt = datetime.fromisoformat(created_at)
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            local = dt.astimezone(self.tz)
+            day = (f"{local.year:04d}", f"{local.month:02d}", f"{local.day:02d}")
+            if len(self._day_cache) > 4096:
+                self._day_cache.clear()
+            self._day_cache[created_at] = day
+        return day
+
+    def user_base(self, owner: str, trashed: bool) -> Path:
+        """outputs/users/<owner> or trash/users/<owner>."""
+        check_user_id(owner)
+        return (self.trash if trashed else self.outputs) / "users" / owner
+
+    def record_dir(self, record: Record, trashed: bool | None = None) -> Path:
+        """The folder holding a record's projection and sidecar."""
+        if trashed is None:
+            trashed = record.status == "trash"
+        return self.user_base(record.owner, trashed).joinpath(*KIND_DIRS[record.kind], *self.day(record.created_at))
+
+    def image_path(self, record: Record, trashed: bool | None = None) -> Path:
+        """The projection of the original."""
+        return self.record_dir(record, trashed) / f"{record.id}.{record.ext}"
+
+    def sidecar_path(self, record: Record, trashed: bool | None = None) -> Path:
+        """The record's JSON sidecar."""
+        return self.record_dir(record, trashed) / f"{record.id}.json"
+
+    def thumb_path(self, record: Record, trashed: bool | None = None) -> Path:
+        """The thumbnail (``record.thumb`` is relative to the sidecar's folder)."""
+        rel = record.thumb or f"thumb/{record.id}.webp"
+        return self.record_dir(record, trashed) / rel
+
+    def paths(self, record: Record, trashed: bool | None = None) -> tuple[Path, Path, Path]:
+        """(image, sidecar, thumbnail) paths of a record."""
+        d = self.record_dir(record, trashed)
+        return d / f"{record.id}.{record.ext}", d / f"{record.id}.json", d / (record.thumb or f"thumb/{record.id}.webp")
+
+    def rel_url(self, path: Path) -> str:
+        """The /outputs URL of a file under outputs/."""
+        return "/outputs/" + path.relative_to(self.outputs).as_posix()
+
+    def manifest_path(self, owner: str) -> Path:
+        """meta/users/<owner>/manifest.jsonl."""
+        check_user_id(owner)
+        return self.meta / "users" / owner / "manifest.jsonl"

@@ -1,0 +1,63 @@
+"""Advisory locks (flock) on files under ``<root>/locks/``.
+
+A user's namespace is written under that user's lock; periodic jobs take a
+named job lock so two runs never overlap. Readers never lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import LockBusy
+from .validate import check_user_id
+
+
+class Locks:
+    """Lock files of one store root."""
+
+    def __init__(self, lock_dir: Path) -> None:
+        self.dir = lock_dir
+
+    @contextmanager
+    def user(self, user_id: str, timeout: float = 30.0) -> Iterator[None]:
+        """Hold ``user_id``'s write lock (waits up to ``timeout`` seconds).
+
+        Raises LockBusy when the lock stays taken.
+        """
+        check_user_id(user_id)
+        with self._flock(self.dir / "users" / f"{user_id}.lock", timeout, f"user {user_id}"):
+            yield
+
+    @contextmanager
+    def job(self, name: str, wait: bool = False, timeout: float = 0.0) -> Iterator[None]:
+        """Hold a named job lock; by default fail at once if another run has it."""
+        with self._flock(self.dir / f"job-{name}.lock", timeout if wait else 0.0, f"job {name}"):
+            yield
+
+    @contextmanager
+    def _flock(self, path: Path, timeout: float, what: str) -> Iterator[None]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            delay = 0.001
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if timeout != -1 else 0))
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockBusy(f"{what} is locked by another process", lock=str(path)) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)

@@ -1,0 +1,140 @@
+"""The per-user manifest: ``meta/users/<user_id>/manifest.jsonl``.
+
+Append-only, one event a line, every line ending in ``\\n``. A torn last line
+(a crash mid-append) is ignored by readers and cut off under the user's lock
+before the next append. A bad line before the end is an error
+(ManifestCorrupt) that ``casvault fsck`` reports and ``reindex`` repairs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import msgspec
+
+from . import faults
+from .atomic import fsync_dir, storage_error, write_file
+from .errors import ManifestCorrupt
+from .records import Event, decode_event, decode_events, encode_event
+
+
+class Chunk(NamedTuple):
+    """Events read from a manifest and where reading stopped."""
+
+    events: list[Event]
+    offset: int  # end of the last complete line read
+    torn: bool  # bytes after ``offset`` without a final newline
+
+
+class Manifest:
+    """One user's append-only event log."""
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        self.path = path
+        self.fsync = fsync
+
+    def read(self, offset: int = 0) -> Chunk:
+        """Events from ``offset`` to the last complete line.
+
+        Raises ManifestCorrupt for a line that does not parse (the torn tail
+        excepted). A missing file reads as empty.
+        """
+        try:
+            with open(self.path, "rb") as fh:
+                if offset:
+                    fh.seek(offset)
+                buf = fh.read()
+        except FileNotFoundError:
+            return Chunk([], 0, False)
+        end = buf.rfind(b"\n") + 1
+        torn = end < len(buf)
+        body = buf[:end]
+        if not body:
+            return Chunk([], offset, torn)
+        try:
+            events = decode_events(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            events = self._decode_slowly(body, offset)
+        return Chunk(events, offset + end, torn)
+
+    def _decode_slowly(self, body: bytes, offset: int) -> list[Event]:
+        events = []
+        for lineno, line in enumerate(body.split(b"\n")[:-1], 1):
+            try:
+                events.append(decode_event(line))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise ManifestCorrupt(
+                    f"{self.path}: bad line {lineno} after byte {offset}: {exc}",
+                    path=str(self.path),
+                    line=lineno,
+                ) from None
+        return events
+
+    def size(self) -> int:
+        """Current size in bytes (0 when missing)."""
+        try:
+            return os.stat(self.path).st_size
+        except FileNotFoundError:
+            return 0
+
+    def repair_tail(self) -> int:
+        """Cut a torn last line off; call under the user's lock. Returns bytes cut."""
+        try:
+            with open(self.path, "rb+") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                if size == 0:
+                    return 0
+                back = min(size, 1 << 16)
+                while True:
+                    fh.seek(size - back)
+                    tail = fh.read(back)
+                    nl = tail.rfind(b"\n")
+                    if nl >= 0 or back == size:
+                        break
+                    back = min(size, back * 4)
+                keep = size - back + nl + 1 if nl >= 0 else 0
+                if keep == size:
+                    return 0
+                fh.truncate(keep)
+                if self.fsync:
+                    os.fsync(fh.fileno())
+                return size - keep
+        except FileNotFoundError:
+            return 0
+
+    def append(self, *events: Event) -> int:
+        """Append events durably; call under the user's lock. Returns the new size.
+
+        Raises StorageFull / StorageError; a partial write is cut off.
+        """
+        data = b"".join(encode_event(e) for e in events)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.repair_tail()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        created = False
+        try:
+            start = os.fstat(fd).st_size
+            created = start == 0
+            try:
+                faults.point("manifest.append")
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError as exc:
+                os.ftruncate(fd, start)
+                raise storage_error(exc, "appending to the manifest") from exc
+            end = start + len(data)
+        finally:
+            os.close(fd)
+        if created and self.fsync:
+            fsync_dir(self.path.parent)
+        return end
+
+    def rewrite(self, events: list[Event], tmp_dir: Path) -> None:
+        """Replace the whole manifest atomically (reindex, repair)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_file(self.path, b"".join(encode_event(e) for e in events), tmp_dir, fsync=self.fsync)

@@ -1,0 +1,203 @@
+"""Records (the sidecar's content) and manifest events, as msgspec Structs.
+
+Field names are the seed memo's and never change. Generated images carry
+``workflow_id, aspect_ratio, seed, prompt``; controls and inputs do not.
+Optional fields are omitted while they hold their default. Unknown fields
+from a newer version are kept (in ``__dict__['_extra']``) and written back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Union
+
+import msgspec
+
+SCHEMA = 1
+KINDS = ("generated", "control", "input")
+
+
+class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind", dict=True):
+    id: str
+    owner: str
+    original_filename: str | None
+    mime: str
+    bytes: int
+    sha256: str
+    created_at: str
+    status: str
+    thumb: str | None
+    tags: list[str]
+    width: int | None = None
+    height: int | None = None
+    favorite: bool = False
+    trashed_at: str | None = None
+    blake3: str | None = None
+    source: dict[str, Any] | None = None
+    schema: int = SCHEMA
+
+    @property
+    def kind(self) -> str:
+        """'generated', 'control' or 'input' (the struct's tag)."""
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
+    @property
+    def ext(self) -> str:
+        """File extension of the original, from its mime type."""
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[self.mime]
+
+    @property
+    def trashed(self) -> bool:
+        """True while the record is in the trash."""
+        return self.status == "trash"
+
+
+class GeneratedRecord(_Record, tag="generated"):
+    """A generated image (the JobManager's output)."""
+
+    workflow_id: str | None
+    aspect_ratio: str | None
+    seed: int | None
+    prompt: str | None
+    negative_prompt: str | None = None
+
+
+class ControlRecord(_Record, tag="control"):
+    """A control image (ControlNet input) uploaded by the user."""
+
+
+class InputRecord(_Record, tag="input"):
+    """An image in the user's input library."""
+
+
+Record = Union[GeneratedRecord, ControlRecord, InputRecord]
+RECORD_TYPES: dict[str, type] = {"generated": GeneratedRecord, "control": ControlRecord, "input": InputRecord}
+
+
+# --- manifest events --------------------------------------------------------
+
+
+class _Event(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="event"):
+    at: str
+
+
+class AddEvent(_Event, tag="add"):
+    """A record was created (the whole record)."""
+
+    record: Record
+
+
+class TrashEvent(_Event, tag="trash"):
+    """A record moved to the trash."""
+
+    id: str
+
+
+class RestoreEvent(_Event, tag="restore"):
+    """A record came back from the trash."""
+
+    id: str
+
+
+class PurgeEvent(_Event, tag="purge"):
+    """A record was deleted for good."""
+
+    id: str
+
+
+class MetaEvent(_Event, tag="meta"):
+    """Tags and/or favorite changed (None: unchanged)."""
+
+    id: str
+    tags: list[str] | None = None
+    favorite: bool | None = None
+
+
+class MoveEvent(_Event, tag="move"):
+    """Owner change: in the old owner's log without record, in the new owner's with it."""
+
+    id: str
+    owner_from: str
+    owner_to: str
+    record: Record | None = None
+
+
+Event = Union[AddEvent, TrashEvent, RestoreEvent, PurgeEvent, MetaEvent, MoveEvent]
+
+_encoder = msgspec.json.Encoder()
+_record_decoder = msgspec.json.Decoder(Record)
+_event_decoder = msgspec.json.Decoder(Event)
+_known: dict[type, frozenset[str]] = {
+    t: frozenset(t.__struct_fields__) | {"kind"} for t in RECORD_TYPES.values()
+}
+
+
+def now_iso() -> str:
+    """The current time, ISO 8601 with offset, millisecond precision."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def timestamp(created_at: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time (naive means UTC)."""
+    dt = datetime.fromisoformat(created_at)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def encode_record(record: Record) -> bytes:
+    """Sidecar JSON of a record, unknown fields from a newer version included."""
+    extra = record.__dict__.get("_extra") if hasattr(record, "__dict__") else None
+    if not extra:
+        return _encoder.encode(record)
+    data = msgspec.to_builtins(record)
+    for key, value in extra.items():
+        data.setdefault(key, value)
+    return _encoder.encode(data)
+
+
+def decode_record(data: bytes) -> Record:
+    """Parse a sidecar; raises msgspec.ValidationError / DecodeError on bad data."""
+    record = _record_decoder.decode(data)
+    raw = msgspec.json.decode(data)
+    extra = {k: v for k, v in raw.items() if k not in _known[type(record)]}
+    if extra:
+        record.__dict__["_extra"] = extra
+    return record
+
+
+def evolve(record: Record, **changes: Any) -> Record:
+    """A copy of ``record`` with fields changed, unknown fields carried over."""
+    new = msgspec.structs.replace(record, **changes)
+    extra = record.__dict__.get("_extra")
+    if extra:
+        new.__dict__["_extra"] = extra
+    return new
+
+
+def encode_event(event: Event) -> bytes:
+    """One manifest line (with its newline)."""
+    buf = bytearray()
+    _encoder.encode_into(event, buf)
+    buf.extend(b"\n")
+    return bytes(buf)
+
+
+def decode_event(line: bytes) -> Event:
+    """Parse one manifest line; raises msgspec errors on bad data."""
+    return _event_decoder.decode(line)
+
+
+def decode_events(buf: bytes) -> list[Event]:
+    """Parse newline-delimited manifest lines in one call (fast path)."""
+    return _event_decoder.decode_lines(buf)
+
+
+def to_dict(record: Record) -> dict[str, Any]:
+    """A record as plain JSON-able values (for API answers)."""
+    data = msgspec.to_builtins(record)
+    extra = record.__dict__.get("_extra")
+    if extra:
+        for key, value in extra.items():
+            data.setdefault(key, value)
+    return data

@@ -1,0 +1,565 @@
+"""The store: ingest, copy, trash, restore, purge and metadata over one root.
+
+Write order (DESIGN.md 2): blob → sidecar → projection and thumbnail →
+manifest line. The write is acknowledged only after the manifest line is
+durable. Writes to one user's namespace hold that user's lock; blobs need
+none (same content, same name; an existing blob wins).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+
+from . import faults, quota, thumbs
+from .atomic import fsync_dir, remove, storage_error, write_file
+from .blobs import FileBlobStore, blake3_digest, digest
+from .config import Config
+from .errors import Conflict, InvalidInput, NotFound
+from .index import Query, UserIndex
+from .layout import FORMAT, Layout, normalize_time
+from .locks import Locks
+from .manifest import Manifest
+from .records import (
+    KINDS,
+    RECORD_TYPES,
+    AddEvent,
+    ControlRecord,
+    Event,
+    GeneratedRecord,
+    InputRecord,
+    MetaEvent,
+    PurgeEvent,
+    Record,
+    RestoreEvent,
+    TrashEvent,
+    decode_record,
+    encode_record,
+    evolve,
+    now_iso,
+)
+from .validate import (
+    check_filename,
+    check_id,
+    check_image,
+    check_tags,
+    check_text,
+    check_user_id,
+    is_id,
+    is_user_id,
+)
+from .views import detect_mode, project_view
+
+_meta_decoder = msgspec.json.Decoder(dict)
+
+
+@dataclass
+class IngestResult:
+    """What an ingest made: the record, whether the blob was new, and trashed twins."""
+
+    record: Record
+    new_blob: bool
+    in_trash: list[str] = field(default_factory=list)
+
+
+class Store:
+    """One casvault root on the local filesystem."""
+
+    def __init__(self, config: Config, *, create: bool = True) -> None:
+        self.config = config
+        root = Path(config.root)
+        if not create and not (root / "casvault.json").is_file():
+            raise NotFound(f"no casvault store at {root} (casvault.json missing)", root=str(root))
+        meta = self._open_meta(root, config, create)
+        self.format = meta["format"]
+        self.link_mode = meta["link_mode"]
+        self.layout = Layout(root, meta.get("partition_tz", "UTC"))
+        self.blobs = FileBlobStore(root, self.layout.tmp, fsync=config.fsync)
+        self.locks = Locks(self.layout.locks)
+        self._indexes: dict[str, UserIndex] = {}
+        self._mutex = threading.Lock()
+        self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
+
+    # --- opening ------------------------------------------------------------
+
+    @staticmethod
+    def _open_meta(root: Path, config: Config, create: bool) -> dict[str, Any]:
+        path = root / "casvault.json"
+        try:
+            return _meta_decoder.decode(path.read_bytes())
+        except FileNotFoundError:
+            if not create:
+                raise
+        for sub in ("blobs/sha256", "outputs/users", "trash/users", "meta/users", "tmp", "locks/users"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        mode = detect_mode(root / "blobs", root / "outputs", config.link_mode)
+        meta = {
+            "format": FORMAT,
+            "link_mode": config.link_mode if config.link_mode != "auto" else mode,
+            "link_setting": config.link_mode,
+            "partition_tz": config.partition_tz,
+            "created_at": now_iso(),
+        }
+        tmp = root / "tmp" / f"casvault.json.{uuid.uuid4().hex}"
+        tmp.write_bytes(msgspec.json.format(msgspec.json.encode(meta)) + b"\n")
+        try:
+            os.link(tmp, path)  # NOTE: first creator wins; a racing worker reads its file
+        except FileExistsError:
+            pass
+        finally:
+            remove(tmp)
+        return _meta_decoder.decode(path.read_bytes())
+
+    # --- indexes ------------------------------------------------------------
+
+    def index(self, owner: str) -> UserIndex:
+        """The current index of ``owner`` (refreshed from the manifest tail)."""
+        check_user_id(owner)
+        idx = self._indexes.get(owner)
+        if idx is None:
+            with self._mutex:
+                idx = self._indexes.get(owner)
+                if idx is None:
+                    idx = UserIndex(owner, self.manifest(owner), rebuild=lambda: self.rebuild_manifest(owner))
+                    self._indexes[owner] = idx
+        return idx.refresh()
+
+    def manifest(self, owner: str) -> Manifest:
+        """The manifest of ``owner``."""
+        return Manifest(self.layout.manifest_path(owner), fsync=self.config.fsync)
+
+    def users(self) -> list[str]:
+        """Every user with a manifest or a folder in outputs/ or trash/."""
+        found: set[str] = set()
+        for base in (self.layout.meta / "users", self.layout.outputs / "users", self.layout.trash / "users"):
+            try:
+                found.update(e.name for e in os.scandir(base) if e.is_dir() and is_user_id(e.name))
+            except FileNotFoundError:
+                pass
+        return sorted(found)
+
+    # --- reads --------------------------------------------------------------
+
+    def get(self, owner: str, rid: str, kind: str | None = None) -> Record:
+        """The record ``rid`` of ``owner``; raises NotFound (also for another kind)."""
+        if not is_id(rid):
+            raise NotFound("no such image", id=str(rid)[:64])
+        record = self.index(owner).get(rid)
+        if record is None or (kind is not None and record.kind != kind):
+            raise NotFound("no such image", id=rid)
+        return record
+
+    def find(self, rid: str) -> Record:
+        """A record by id across all users (admin); raises NotFound."""
+        if not is_id(rid):
+            raise NotFound("no such image", id=str(rid)[:64])
+        for owner in self.users():
+            record = self.index(owner).get(rid)
+            if record is not None:
+                return record
+        raise NotFound("no such image", id=rid)
+
+    def list(self, owner: str, query: Query):
+        """One page of ``owner``'s records (see :class:`Query`)."""
+        return self.index(owner).query(query)
+
+    def usage(self, owner: str) -> quota.Usage:
+        """What ``owner`` holds now."""
+        return self.index(owner).usage()
+
+    def day_bounds(self, from_date: str | None, to_date: str | None) -> tuple[str | None, str | None]:
+        """UTC bounds for an inclusive YYYY-MM-DD range in the partition time zone.
+
+        Raises InvalidInput for a malformed date.
+        """
+        def start(day: str) -> datetime:
+            try:
+                d = datetime.strptime(day, "%Y-%m-%d")
+            except (ValueError, TypeError):
+                raise InvalidInput("dates must be YYYY-MM-DD", field="date") from None
+            return d.replace(tzinfo=self.layout.tz)
+
+        lo = normalize_time(start(from_date)) if from_date else None
+        hi = normalize_time(start(to_date) + timedelta(days=1)) if to_date else None
+        return lo, hi
+
+    def read_original(self, record: Record) -> bytes:
+        """The original bytes of a record (from its blob)."""
+        return self.blobs.read(record.sha256)
+
+    # --- ingest -------------------------------------------------------------
+
+    def ingest(
+        self,
+        data: bytes,
+        owner: str,
+        kind: str = "generated",
+        *,
+        original_filename: str | None = None,
+        created_at: str | datetime | None = None,
+        workflow_id: str | None = None,
+        aspect_ratio: str | None = None,
+        seed: int | str | None = None,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        tags: list[str] | str | None = None,
+        source: dict[str, Any] | None = None,
+        make_thumb: bool = True,
+    ) -> IngestResult:
+        """Validate and store an image for ``owner``; returns the new record.
+
+        Raises InvalidInput, NotAnImage, TooLarge, QuotaExceeded,
+        StorageFull, StorageError. On error nothing is left visible.
+        """
+        owner = check_user_id(owner)
+        if kind not in KINDS:
+            raise InvalidInput("kind must be generated, control or input", field="kind")
+        fields = self._check_fields(
+            kind,
+            original_filename=original_filename,
+            workflow_id=workflow_id,
+            aspect_ratio=aspect_ratio,
+            seed=seed,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+        )
+        try:
+            created = normalize_time(created_at)
+        except (ValueError, TypeError):
+            raise InvalidInput("created_at must be ISO 8601", field="created_at") from None
+        info = check_image(
+            data, max_bytes=self.config.max_upload_bytes, max_pixels=self.config.max_pixels, keep=make_thumb
+        )
+        sha = digest(data)
+        b3 = blake3_digest(data)
+        rid = uuid.uuid4().hex
+        thumb_rel = f"thumb/{rid}.{thumbs.THUMB_EXT}"
+        thumb_bytes = None
+        if make_thumb:
+            assert info.image is not None
+            thumb_bytes = thumbs.make_thumbnail(info.image, self.config.thumb_size, self.config.thumb_quality)
+        common = dict(
+            id=rid,
+            owner=owner,
+            mime=info.mime,
+            bytes=len(data),
+            sha256=sha,
+            created_at=created,
+            status="active",
+            thumb=thumb_rel if make_thumb else None,
+            tags=check_tags(tags),
+            width=info.width,
+            height=info.height,
+            blake3=b3,
+            source=source,
+        )
+        record: Record = RECORD_TYPES[kind](**common, **fields)
+        with self.locks.user(owner):
+            idx = self.index(owner)
+            quota.check(idx.usage(), self.limits, len(data))
+            in_trash = sorted(i for i in idx.by_sha.get(sha, ()) if idx.records[i].status == "trash")
+            faults.point("ingest.before_blob")
+            new_blob = self.blobs.put(data, sha)
+            faults.point("ingest.after_blob")
+            self._materialize(record, thumb_bytes)
+            faults.point("ingest.before_manifest")
+            self._log(owner, AddEvent(at=now_iso(), record=record))
+            faults.point("ingest.after_manifest")
+        return IngestResult(record, new_blob, in_trash)
+
+    def _check_fields(self, kind: str, **raw: Any) -> dict[str, Any]:
+        fields: dict[str, Any] = {"original_filename": check_filename(raw["original_filename"])}
+        if kind != "generated":
+            return fields
+        seed = raw["seed"]
+        if isinstance(seed, str):
+            seed = seed.strip()
+            if seed == "":
+                seed = None
+            else:
+                try:
+                    seed = int(seed)
+                except ValueError:
+                    raise InvalidInput("seed must be an integer", field="seed") from None
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
+            raise InvalidInput("seed must be a 64-bit integer", field="seed")
+        fields["seed"] = seed
+        fields["workflow_id"] = check_text(raw["workflow_id"], "workflow_id", 200) or None
+        fields["aspect_ratio"] = check_text(raw["aspect_ratio"], "aspect_ratio", 20) or None
+        fields["prompt"] = check_text(raw["prompt"], "prompt")
+        fields["negative_prompt"] = check_text(raw["negative_prompt"], "negative_prompt")
+        return fields
+
+    def _materialize(self, record: Record, thumb_bytes: bytes | None) -> None:
+        """Sidecar, then projection and thumbnail, in the record's folder."""
+        image, sidecar, thumb = self.layout.paths(record)
+        try:
+            sidecar.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, "creating a day folder") from exc
+        write_file(sidecar, encode_record(record), self.layout.tmp, fsync=self.config.fsync, point="sidecar.write")
+        faults.point("ingest.after_sidecar")
+        self.project(record, image)
+        faults.point("ingest.after_projection")
+        if thumb_bytes is not None:
+            try:
+                thumb.parent.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise storage_error(exc, "creating a thumb folder") from exc
+            write_file(thumb, thumb_bytes, self.layout.tmp, fsync=self.config.fsync, point="thumb.write")
+            faults.point("ingest.after_thumb")
+
+    def project(self, record: Record, dest: Path) -> str:
+        """Place the projection of a record's blob at ``dest``; returns the link mode used."""
+        return project_view(
+            self.blobs.path(record.sha256),
+            dest,
+            setting=self.config.link_mode,
+            fsync=self.config.fsync,
+            refresh_inode=lambda: self.blobs.refresh_inode(record.sha256),
+        )
+
+    def _log(self, owner: str, *events: Event) -> None:
+        """Append events to the manifest and this process's index (under the lock)."""
+        self.manifest(owner).append(*events)
+        self.index(owner).apply_local()
+
+    def copy_as_input(self, owner: str, source_id: str, kind: str = "input") -> Record:
+        """A new input (or control) record on the blob of one of ``owner``'s images.
+
+        No image bytes are copied. Raises NotFound, Conflict (source in the
+        trash), QuotaExceeded.
+        """
+        if kind not in ("input", "control"):
+            raise InvalidInput("kind must be input or control", field="kind")
+        with self.locks.user(owner):
+            src = self.get(owner, source_id)
+            if src.status != "active":
+                raise Conflict("the source image is in the trash", id=source_id)
+            idx = self.index(owner)
+            quota.check(idx.usage(), self.limits, src.bytes)
+            rid = uuid.uuid4().hex
+            record = RECORD_TYPES[kind](
+                id=rid,
+                owner=owner,
+                original_filename=src.original_filename or f"{src.id}.{src.ext}",
+                mime=src.mime,
+                bytes=src.bytes,
+                sha256=src.sha256,
+                created_at=normalize_time(None),
+                status="active",
+                thumb=f"thumb/{rid}.{thumbs.THUMB_EXT}",
+                tags=[],
+                width=src.width,
+                height=src.height,
+                blake3=src.blake3,
+                source={"copied_from": src.id, "kind": src.kind},
+            )
+            try:
+                thumb_bytes = self.layout.thumb_path(src).read_bytes()
+            except OSError:
+                thumb_bytes = thumbs.make_thumbnail(self.blobs.read(src.sha256), self.config.thumb_size)
+            if not self.blobs.has(src.sha256):
+                raise NotFound("the source image's original is missing", id=source_id)
+            self._materialize(record, thumb_bytes)
+            faults.point("copy.before_manifest")
+            self._log(owner, AddEvent(at=now_iso(), record=record))
+        return record
+
+    # --- trash, restore, purge, metadata -------------------------------------
+
+    def trash(self, owner: str, rid: str, kind: str | None = None) -> Record:
+        """Move a record to the trash; raises NotFound, Conflict (already there)."""
+        with self.locks.user(owner):
+            record = self.get(owner, rid, kind)
+            if record.status == "trash":
+                raise Conflict("the image is already in the trash", id=rid)
+            at = now_iso()
+            new = evolve(record, status="trash", trashed_at=at)
+            self._move(record, new, point="trash")
+            self._log(owner, TrashEvent(at=at, id=rid))
+        return new
+
+    def restore(self, owner: str, rid: str, kind: str | None = None) -> Record:
+        """Bring a record back from the trash; raises NotFound, Conflict (not trashed)."""
+        with self.locks.user(owner):
+            record = self.get(owner, rid, kind)
+            if record.status != "trash":
+                raise Conflict("the image is not in the trash", id=rid)
+            quota_usage = self.index(owner).usage()  # restoring does not add usage
+            del quota_usage
+            new = evolve(record, status="active", trashed_at=None)
+            self._move(record, new, point="restore")
+            self._log(owner, RestoreEvent(at=now_iso(), id=rid))
+        return new
+
+    def _move(self, old: Record, new: Record, point: str) -> None:
+        """Rewrite the sidecar with the new status, then move image, thumb, sidecar together.
+
+        The sidecar's status says where the files belong, so a crash between
+        the steps is finished by ``fsck --repair``.
+        """
+        src_image, src_sidecar, src_thumb = self.layout.paths(old)
+        dst_image, dst_sidecar, dst_thumb = self.layout.paths(new)
+        write_file(src_sidecar, encode_record(new), self.layout.tmp, fsync=self.config.fsync, point="sidecar.write")
+        faults.point(f"{point}.after_sidecar")
+        moved_dirs: set[Path] = set()
+        for src, dst in ((src_image, dst_image), (src_thumb, dst_thumb), (src_sidecar, dst_sidecar)):
+            try:
+                try:
+                    os.replace(src, dst)
+                except FileNotFoundError:
+                    if not src.parent.exists() and src.exists():
+                        raise
+                    if not os.path.lexists(src):
+                        if src is src_sidecar:
+                            raise
+                        continue  # e.g. no thumbnail: nothing to move
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
+            except OSError as exc:
+                raise storage_error(exc, f"moving {src.name}") from exc
+            moved_dirs.update((src.parent, dst.parent))
+            faults.point(f"{point}.after_move_{dst.suffix.lstrip('.')}")
+        if self.config.fsync:
+            for d in moved_dirs:
+                fsync_dir(d)
+
+    def purge(self, owner: str, rid: str) -> int:
+        """Delete a trashed record for good; returns its logical bytes.
+
+        The blob stays until ``gc``. Raises NotFound, Conflict (not trashed).
+        """
+        with self.locks.user(owner):
+            record = self.get(owner, rid)
+            if record.status != "trash":
+                raise Conflict("only images in the trash can be deleted for good", id=rid)
+            self._log(owner, PurgeEvent(at=now_iso(), id=rid))
+            faults.point("purge.after_manifest")
+            self.remove_files(record)
+        return record.bytes
+
+    def remove_files(self, record: Record) -> None:
+        """Remove a record's sidecar, projection and thumbnail (either place); missing is fine."""
+        for trashed in (True, False):
+            image, sidecar, thumb = self.layout.paths(record, trashed)
+            if remove(sidecar):
+                faults.point("purge.after_sidecar")
+            remove(image)
+            remove(thumb)
+
+    def purge_expired(self, owner: str, older_than_days: float | None = None, *, dry_run: bool = False) -> list[Record]:
+        """Purge ``owner``'s records trashed more than N days ago (default: retention)."""
+        days = self.config.trash_retention_days if older_than_days is None else older_than_days
+        cutoff = normalize_time(datetime.now().astimezone() - timedelta(days=days))
+        due = [
+            r for r in self.index(owner).records.values()
+            if r.status == "trash" and (r.trashed_at or r.created_at) <= cutoff
+        ]
+        done = []
+        for record in due:
+            if not dry_run:
+                try:
+                    self.purge(owner, record.id)
+                except (NotFound, Conflict):
+                    continue  # purged or restored meanwhile by someone else
+            done.append(record)
+        return done
+
+    def update_meta(self, owner: str, rid: str, *, tags: Any = None, favorite: Any = None, kind: str | None = None) -> Record:
+        """Set tags and/or favorite; raises NotFound, InvalidInput."""
+        changes: dict[str, Any] = {}
+        if tags is not None:
+            changes["tags"] = check_tags(tags)
+        if favorite is not None:
+            if not isinstance(favorite, bool):
+                raise InvalidInput("favorite must be true or false", field="favorite")
+            changes["favorite"] = favorite
+        with self.locks.user(owner):
+            record = self.get(owner, rid, kind)
+            if not changes:
+                return record
+            new = evolve(record, **changes)
+            write_file(
+                self.layout.sidecar_path(new), encode_record(new), self.layout.tmp, fsync=self.config.fsync,
+                point="sidecar.write",
+            )
+            faults.point("meta.after_sidecar")
+            self._log(owner, MetaEvent(at=now_iso(), id=rid, tags=changes.get("tags"), favorite=changes.get("favorite")))
+        return new
+
+    # --- rebuilding from sidecars --------------------------------------------
+
+    def scan_sidecars(self, owner: str) -> Iterator[tuple[Path, Record | None]]:
+        """Every sidecar of ``owner`` in outputs/ and trash/, parsed (None if unreadable)."""
+        for trashed in (False, True):
+            base = self.layout.user_base(owner, trashed)
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = [d for d in dirnames if d != "thumb"]
+                for name in filenames:
+                    if not name.endswith(".json") or not is_id(name[:-5]):
+                        continue
+                    path = Path(dirpath) / name
+                    try:
+                        record = decode_record(path.read_bytes())
+                    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                        yield path, None
+                        continue
+                    yield path, record
+
+    def rebuild_manifest(self, owner: str) -> int:
+        """Rewrite ``owner``'s manifest from the sidecars (the sidecars are the truth).
+
+        Purges logged in the old manifest but not finished are finished first.
+        Returns the number of records. Takes the user's lock.
+        """
+        with self.locks.user(owner):
+            purged = self._logged_purges(owner)
+            records = []
+            for path, record in self.scan_sidecars(owner):
+                if record is None or record.owner != owner or record.id != path.stem:
+                    continue
+                if record.id in purged:
+                    self.remove_files(record)
+                    continue
+                records.append(record)
+            records.sort(key=lambda r: (r.created_at, r.id))
+            events: list[Event] = [AddEvent(at=r.created_at, record=r) for r in records]
+            self.manifest(owner).rewrite(events, self.layout.tmp)
+            return len(records)
+
+    def _logged_purges(self, owner: str) -> set[str]:
+        """Ids whose purge line is in the manifest (read line by line, damage tolerated)."""
+        from .records import decode_event
+
+        purged: set[str] = set()
+        try:
+            data = self.layout.manifest_path(owner).read_bytes()
+        except FileNotFoundError:
+            return purged
+        for line in data.split(b"\n"):
+            if b'"purge"' not in line:
+                continue
+            try:
+                event = decode_event(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if isinstance(event, PurgeEvent):
+                purged.add(event.id)
+        return purged
+
+
+def open_store(config: Config | None = None, **overrides: Any) -> Store:
+    """A Store for ``config`` (default: from the environment)."""
+    config = config or Config.from_env(**overrides)
+    return Store(config)
+
+
+__all__ = ["Store", "IngestResult", "open_store", "Query", "ControlRecord", "GeneratedRecord", "InputRecord"]

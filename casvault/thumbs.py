@@ -1,0 +1,38 @@
+"""Thumbnails: ``thumb/<id>.webp`` (q80) beside the sidecar, JPEG where WebP is missing."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageOps, features
+
+WEBP = features.check("webp")
+THUMB_EXT = "webp" if WEBP else "jpg"
+THUMB_MIME = "image/webp" if WEBP else "image/jpeg"
+
+
+def make_thumbnail(source: bytes | Image.Image, size: int = 256, quality: int = 80) -> bytes:
+    """Encode a thumbnail that fits in ``size``×``size``, keeping the aspect ratio.
+
+    ``source`` is the image's bytes or an already decoded image (ingest
+    decodes once for validation and reuses it). Raises PIL errors for
+    undecodable data (callers validated it already).
+    """
+    img = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    with img:
+        # NOTE: draft() lets the JPEG decoder scale by 1/2..1/8 while decoding;
+        # thumbnail()'s reducing_gap then does a cheap box reduce before the
+        # final resample, so the cost stays close to a plain decode.
+        img.draft("RGB", (size, size))  # no-op unless an undecoded JPEG
+        img = ImageOps.exif_transpose(img)
+        has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+        target = "RGBA" if has_alpha and WEBP else "RGB"
+        if img.mode not in (target,):
+            img = img.convert(target)
+        img.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)
+        out = io.BytesIO()
+        if WEBP:
+            img.save(out, "WEBP", quality=quality, method=0)
+        else:
+            img.save(out, "JPEG", quality=quality, optimize=False)
+        return out.getvalue()

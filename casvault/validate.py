@@ -1,0 +1,165 @@
+"""Validation of ids, user ids and uploaded image bytes.
+
+Every path the store builds comes from values that passed these checks; no
+client-supplied path is ever trusted.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image
+
+from .errors import InvalidInput, NotAnImage, TooLarge
+
+ID_RE = re.compile(r"[0-9a-f]{32}")
+ANON_RE = re.compile(r"anon-[0-9a-f]{32}")
+MEMBER_RE = re.compile(r"u-[a-z0-9_-]{1,64}")
+TAG_MAX_LEN = 64
+TAGS_MAX = 64
+FIELD_MAX_LEN = 20_000
+
+# signature → (ext, mime, Pillow format)
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "png", "image/png", "PNG"),
+    (b"\xff\xd8\xff", "jpg", "image/jpeg", "JPEG"),
+)
+MIME_BY_EXT = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+EXT_BY_MIME = {v: k for k, v in MIME_BY_EXT.items()}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What validation learned about an accepted image (``image``: the decoded pixels, if kept)."""
+
+    ext: str
+    mime: str
+    width: int
+    height: int
+    image: Image.Image | None = None
+
+
+def is_id(value: object) -> bool:
+    """True when ``value`` is a record id (32 lowercase hex)."""
+    return isinstance(value, str) and ID_RE.fullmatch(value) is not None
+
+
+def is_user_id(value: object) -> bool:
+    """True when ``value`` is a guest (anon-<hex32>) or member (u-...) id."""
+    return isinstance(value, str) and (
+        ANON_RE.fullmatch(value) is not None or MEMBER_RE.fullmatch(value) is not None
+    )
+
+
+def check_id(value: object) -> str:
+    """Return ``value`` if it is a record id; raise InvalidInput otherwise."""
+    if not is_id(value):
+        raise InvalidInput("id must be 32 lowercase hex characters", field="id")
+    return value  # type: ignore[return-value]
+
+
+def check_user_id(value: object, field: str = "owner") -> str:
+    """Return ``value`` if it is a user id; raise InvalidInput otherwise."""
+    if not is_user_id(value):
+        raise InvalidInput(f"{field} must be anon-<32 hex> or u-<a-z0-9_-, 1-64>", field=field)
+    return value  # type: ignore[return-value]
+
+
+def check_text(value: object, field: str, max_len: int = FIELD_MAX_LEN) -> str | None:
+    """A free-text field: None stays None; control characters other than tab and newline are refused."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string", field=field)
+    if len(value) > max_len:
+        raise InvalidInput(f"{field} is longer than {max_len} characters", field=field)
+    if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 0x7F for c in value):
+        raise InvalidInput(f"{field} contains control characters", field=field)
+    return value
+
+
+def check_tags(value: object) -> list[str]:
+    """Normalise a tag list: strings, stripped, non-empty, no duplicates, bounded."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [t for t in value.split(",")]
+    if not isinstance(value, list):
+        raise InvalidInput("tags must be a list of strings", field="tags")
+    tags: list[str] = []
+    for raw in value:
+        if not isinstance(raw, str):
+            raise InvalidInput("tags must be a list of strings", field="tags")
+        tag = raw.strip()
+        if not tag:
+            continue
+        check_text(tag, "tags", TAG_MAX_LEN)
+        if "\n" in tag or "\t" in tag or "\r" in tag:
+            raise InvalidInput("tags must be single-line", field="tags")
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > TAGS_MAX:
+        raise InvalidInput(f"at most {TAGS_MAX} tags", field="tags")
+    return tags
+
+
+def check_filename(value: object) -> str | None:
+    """An original file name, kept for display only: reduced to its last path part."""
+    if value is None or value == "":
+        return None
+    name = check_text(value, "original_filename", 255)
+    assert name is not None
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if any(c in name for c in "\n\r\t"):
+        raise InvalidInput("original_filename contains control characters", field="original_filename")
+    return name or None
+
+
+def sniff(data: bytes) -> tuple[str, str, str]:
+    """(ext, mime, Pillow format) from the leading bytes; raise NotAnImage otherwise."""
+    for sig, ext, mime, fmt in _SIGNATURES:
+        if data.startswith(sig):
+            return ext, mime, fmt
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp", "image/webp", "WEBP"
+    raise NotAnImage("not a PNG, JPEG or WebP image")
+
+
+def check_image(data: bytes, *, max_bytes: int, max_pixels: int, keep: bool = False) -> ImageInfo:
+    """Validate uploaded bytes as an accepted, undamaged image within the limits.
+
+    Raises TooLarge (bytes or pixels), NotAnImage (signature, format
+    mismatch, damaged data).
+    """
+    if len(data) == 0:
+        raise NotAnImage("the file is empty")
+    if len(data) > max_bytes:
+        raise TooLarge(f"the file is larger than {max_bytes} bytes", limit=max_bytes)
+    ext, mime, fmt = sniff(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+                width, height = img.size
+                if width <= 0 or height <= 0:
+                    raise NotAnImage("the image has no pixels")
+                if width * height > max_pixels:
+                    raise TooLarge(
+                        f"the image has {width}x{height} pixels, more than the limit of {max_pixels}",
+                        limit=max_pixels,
+                    )
+                img.verify()
+            # NOTE: verify() checks structure and CRCs but not that pixel data
+            # decodes; a truncated stream passes it. Loading catches that.
+            decoded = Image.open(io.BytesIO(data), formats=[fmt])
+            decoded.load()
+    except (TooLarge, NotAnImage):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooLarge(f"the image has more pixels than the limit of {max_pixels}", limit=max_pixels) from None
+    except Exception as exc:  # Pillow raises many types for damaged data
+        raise NotAnImage(f"damaged or unreadable {ext.upper()} image: {exc.__class__.__name__}") from None
+    return ImageInfo(ext=ext, mime=mime, width=width, height=height, image=decoded if keep else None)

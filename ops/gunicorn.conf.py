@@ -1,0 +1,24 @@
+"""gunicorn settings for casvault (``gunicorn -c ops/gunicorn.conf.py 'web:create_app()'``).
+
+Every value can be overridden from the environment: CASVAULT_BIND,
+CASVAULT_WORKERS, CASVAULT_TIMEOUT.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("CASVAULT_BIND", "127.0.0.1:8000")
+# NOTE: sync workers; each keeps its own per-user index, kept current from the
+# manifests, so any number of workers see each other's writes.
+workers = int(os.environ.get("CASVAULT_WORKERS", 2 * multiprocessing.cpu_count()))
+worker_class = "sync"
+timeout = int(os.environ.get("CASVAULT_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+max_requests = 2000
+max_requests_jitter = 200
+accesslog = os.environ.get("CASVAULT_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("CASVAULT_LOG_LEVEL", "info")
+# Fail fast in the master on a bad configuration (missing secret, bad root).
+preload_app = False

@@ -1,0 +1,7 @@
+"""Blueprint 'admin' (filled in by its issue)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__)
