@@ -192,9 +192,8 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
 def workflow_json(data: bytes) -> bytes | None:
     """Return the PNG's ``workflow`` chunk as UTF-8 JSON bytes, or None if absent or not a JSON object."""
     text = read_png_text(data).get("workflow")
-    if _json_object(text) is None:
+    if text is None or _json_object(text) is None:
         return None
-    assert text is not None
     return text.encode("utf-8")
 
 
