@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import msgspec
 
-from . import faults, quota, thumbs
+from . import comfy, faults, quota, thumbs
 from .atomic import fsync_dir, remove, storage_error, write_file
 from .blobs import FileBlobStore, blake3_digest, digest
 from .config import Config
@@ -46,6 +46,7 @@ from .records import (
     now_iso,
 )
 from .validate import (
+    FIELD_MAX_LEN,
     check_filename,
     check_id,
     check_image,
@@ -237,6 +238,8 @@ class Store:
         info = check_image(
             data, max_bytes=self.config.max_upload_bytes, max_pixels=self.config.max_pixels, keep=make_thumb
         )
+        if kind == "generated" and info.ext == "png" and source is None:
+            fields, source = _fill_from_comfy(data, fields)
         sha = digest(data)
         b3 = blake3_digest(data)
         rid = uuid.uuid4().hex
@@ -554,6 +557,22 @@ class Store:
             if isinstance(event, PurgeEvent):
                 purged.add(event.id)
         return purged
+
+
+def _fill_from_comfy(data: bytes, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Fill prompt, seed and negative prompt from ComfyUI metadata where the caller gave none."""
+    meta = comfy.extract(data)
+    if meta is None:
+        return fields, None
+    filled = dict(fields)
+    for name in ("prompt", "seed", "negative_prompt"):
+        if filled.get(name) is None and getattr(meta, name) is not None:
+            value = getattr(meta, name)
+            if name != "seed":
+                # NOTE: metadata never fails an ingest: control characters are dropped, length capped.
+                value = "".join(c for c in value if c >= " " or c in "\t\n\r").replace("\x7f", "")[:FIELD_MAX_LEN]
+            filled[name] = value
+    return filled, comfy.summarize(meta)
 
 
 def open_store(config: Config | None = None, **overrides: Any) -> Store:
