@@ -17,7 +17,7 @@ graceful_timeout = 30
 keepalive = 5
 max_requests = 2000
 max_requests_jitter = 200
-accesslog = os.environ.get("CASVAULT_ACCESS_LOG", "-")
+accesslog = os.environ.get("CASVAULT_ACCESS_LOG", "-") or None  # empty: no access log
 errorlog = "-"
 loglevel = os.environ.get("CASVAULT_LOG_LEVEL", "info")
 # Fail fast in the master on a bad configuration (missing secret, bad root).

@@ -1,0 +1,42 @@
+"""Configuration from the environment."""
+
+import pytest
+
+from casvault.config import Config
+from casvault.errors import ConfigError
+
+
+def test_defaults_and_env_overrides(tmp_path):
+    cfg = Config.from_env({"CASVAULT_ROOT": str(tmp_path), "CASVAULT_THUMB_SIZE": "128", "CASVAULT_WATCH": "1"})
+    assert cfg.root == tmp_path and cfg.thumb_size == 128 and cfg.watch is True
+    assert Config.from_env({}).trash_retention_days == 30 and Config.from_env({}).thumb_size == 256
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"CASVAULT_THUMB_SIZE": "big"},
+        {"CASVAULT_LINK_MODE": "reflink"},
+        {"CASVAULT_PARTITION_TZ": "Mars/Olympus"},
+        {"CASVAULT_QUOTA_MAX_BYTES": "-1"},
+        {"CASVAULT_WATCH": "maybe"},
+    ],
+)
+def test_bad_values_are_errors(env):
+    with pytest.raises(ConfigError):
+        Config.from_env(env)
+
+
+def test_missing_secret_in_production_is_an_error(tmp_path):
+    with pytest.raises(ConfigError):
+        Config.from_env({"CASVAULT_ROOT": str(tmp_path)}).require_secret()
+    assert Config.from_env({"CASVAULT_ROOT": str(tmp_path), "CASVAULT_DEV": "1"}).require_secret()
+
+
+def test_app_refuses_to_start_without_secret(tmp_path, monkeypatch):
+    from web import create_app
+
+    monkeypatch.delenv("CASVAULT_SECRET_KEY", raising=False)
+    monkeypatch.delenv("CASVAULT_DEV", raising=False)
+    with pytest.raises(ConfigError):
+        create_app({"root": tmp_path})
