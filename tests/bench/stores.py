@@ -1,0 +1,100 @@
+"""Big stores for the listing benchmarks, built once and cached.
+
+Records go through the library (record types, ``write_file``, projections,
+``Manifest.append``, ``Store.trash``) with tiny images, because a listing
+never looks at pixels. ``fsync`` is off for this SET-UP only; no measured
+write runs without it.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import uuid
+from pathlib import Path
+
+from casvault.atomic import write_file
+from casvault.blobs import blake3_digest, digest
+from casvault.config import Config
+from casvault.records import AddEvent, GeneratedRecord, MetaEvent, encode_record, now_iso
+from casvault.store import Store
+from casvault.thumbs import THUMB_EXT, make_thumbnail
+
+from common import ASPECTS, TAGS, WORDS, cache_dir, spread_times, tiny_png, user
+
+BIG = 100_000
+SMALL = 1_000
+BIG_USER = user(100_000)
+SMALL_USER = user(1_000)
+DISTINCT_BLOBS = 500
+BATCH = 2_000
+
+
+def listing_config(root: Path) -> Config:
+    """The configuration the listing store is built and read with."""
+    return Config(root=root, secret_key="bench-secret", fsync=False, thumb_size=64)
+
+
+def _fill(store: Store, owner: str, count: int, seed: int) -> None:
+    rnd = random.Random(seed)
+    blobs = []
+    for i in range(DISTINCT_BLOBS):
+        data = tiny_png(seed * 10_000 + i)
+        sha = digest(data)
+        store.blobs.put(data, sha)
+        blobs.append((sha, blake3_digest(data), len(data), make_thumbnail(data, 64)))
+    manifest = store.manifest(owner)
+    tmp = store.layout.tmp
+    events = []
+    for i, created in enumerate(spread_times(count)):
+        sha, b3, size, thumb = blobs[i % DISTINCT_BLOBS]
+        rid = uuid.uuid4().hex
+        record = GeneratedRecord(
+            id=rid,
+            owner=owner,
+            workflow_id=f"wf-{rnd.randrange(8)}",
+            aspect_ratio=ASPECTS[rnd.randrange(len(ASPECTS))],
+            seed=rnd.randrange(2**32),
+            prompt=" ".join(rnd.choice(WORDS) for _ in range(rnd.randrange(6, 16))),
+            original_filename=f"ComfyUI_{i:05d}_.png",
+            mime="image/png",
+            bytes=size,
+            sha256=sha,
+            created_at=created,
+            status="active",
+            thumb=f"thumb/{rid}.{THUMB_EXT}",
+            tags=[TAGS[rnd.randrange(len(TAGS))]] if rnd.random() < 0.1 else [],
+            width=8,
+            height=8,
+            blake3=b3,
+        )
+        image, sidecar, thumb_path = store.layout.paths(record)
+        thumb_path.parent.mkdir(parents=True, exist_ok=True)
+        write_file(sidecar, encode_record(record), tmp, fsync=False)
+        store.project(record, image)
+        write_file(thumb_path, thumb, tmp, fsync=False)
+        events.append(AddEvent(at=now_iso(), record=record))
+        if rnd.random() < 0.01:
+            events.append(MetaEvent(at=now_iso(), id=rid, favorite=True))
+        if len(events) >= BATCH:
+            manifest.append(*events)
+            events = []
+    if events:
+        manifest.append(*events)
+    ids = sorted(store.index(owner).records)
+    for rid in rnd.sample(ids, count // 100):
+        store.trash(owner, rid)
+
+
+def listing_store() -> Path:
+    """Root of a store with a 100,000-image user and a 1,000-image user (cached)."""
+    root = cache_dir("store-list") / "root"
+    done = root.parent / "complete"
+    if done.exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    store = Store(listing_config(root))
+    _fill(store, SMALL_USER, SMALL, seed=1)
+    _fill(store, BIG_USER, BIG, seed=2)
+    done.write_text("ok\n")
+    return root
