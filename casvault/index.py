@@ -252,6 +252,11 @@ class UserIndex:
 
     # --- reading ------------------------------------------------------------
 
+    @property
+    def manifest_offset(self) -> int:
+        """How far into the manifest this index has read."""
+        return self._offset
+
     def get(self, rid: str) -> Record | None:
         """The record with this id, or None."""
         return self.records.get(rid)

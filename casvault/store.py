@@ -8,11 +8,13 @@ none (same content, same name; an existing blob wins).
 
 from __future__ import annotations
 
+import heapq
 import os
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -86,6 +88,7 @@ class Store:
         self.locks = Locks(self.layout.locks)
         self._indexes: dict[str, UserIndex] = {}
         self._mutex = threading.Lock()
+        self._recent: tuple[tuple, list[Record]] | None = None
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
 
     # --- opening ------------------------------------------------------------
@@ -171,6 +174,23 @@ class Store:
         """One page of ``owner``'s records (see :class:`Query`)."""
         return self.index(owner).query(query)
 
+    def recent(self, n: int | None = None, include: str = "active") -> list[Record]:
+        """The ``n`` most recent records store-wide, all kinds (default CASVAULT_RECENT_N).
+
+        Kept as a ring per process: recomputed (a k-way merge of the users'
+        sorted indexes) only when some manifest changed since the last call.
+        """
+        n = self.config.recent_n if n is None else n
+        indexes = [self.index(owner) for owner in self.users()]
+        signature = (n, include, tuple((i.owner, i.manifest_offset) for i in indexes))
+        cached = self._recent
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        streams = [i.iter_desc(kind, include) for i in indexes for kind in KINDS]
+        ring = list(islice(heapq.merge(*streams, key=lambda r: (r.created_at, r.id), reverse=True), n))
+        self._recent = (signature, ring)
+        return ring
+
     def usage(self, owner: str) -> quota.Usage:
         """What ``owner`` holds now."""
         return self.index(owner).usage()
@@ -236,7 +256,11 @@ class Store:
         except (ValueError, TypeError):
             raise InvalidInput("created_at must be ISO 8601", field="created_at") from None
         info = check_image(
-            data, max_bytes=self.config.max_upload_bytes, max_pixels=self.config.max_pixels, keep=make_thumb
+            data,
+            max_bytes=self.config.max_upload_bytes,
+            max_pixels=self.config.max_pixels,
+            keep=make_thumb,
+            decode=make_thumb,
         )
         if kind == "generated" and info.ext == "png" and source is None:
             fields, source = _fill_from_comfy(data, fields)
