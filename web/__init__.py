@@ -34,10 +34,12 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     init_identity(app)
 
-    from . import admin, api, gallery, outputs
+    from . import admin, api, comfy, gallery, outputs, share
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(comfy.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(outputs.bp)
     app.register_blueprint(gallery.bp)
+    app.register_blueprint(share.bp)
     return app

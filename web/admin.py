@@ -1,7 +1,176 @@
-"""Blueprint 'admin' (filled in by its issue)."""
+"""Blueprint 'admin': the operator's API under ``/api/v1/admin`` (bearer CASVAULT_ADMIN_TOKEN).
+
+Every route of this blueprint needs the admin token (checked before the
+view runs, so a new route cannot forget it). Bearer requests carry no
+cookie authority, so there is no CSRF check here.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import heapq
+from itertools import dropwhile, islice, takewhile
+from typing import Any, Iterator
 
-bp = Blueprint("admin", __name__)
+from flask import Blueprint, jsonify, request
+
+from casvault.index import Query, decode_cursor, encode_cursor
+from casvault.records import Record
+from casvault.store import Store
+from casvault.validate import check_user_id
+
+from .api import COLLECTION_OF_KIND, int_arg, json_body, parse_query, serialize
+from .auth import require_token
+from .errors import ApiError
+from .ext import get_store
+from .files import PRIVATE_CACHE, send_original, send_thumb
+
+bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
+
+MAX_PURGE_DAYS = 36_500
+
+
+@bp.before_request
+@require_token("admin")
+def _admin_only() -> None:
+    """Refuse the request unless it carries the admin token."""
+
+
+def _kind_arg() -> str:
+    kind = request.args.get("kind", "generated")
+    if kind not in COLLECTION_OF_KIND:
+        raise ApiError(400, "bad_request", "kind must be generated, input or control", field="kind")
+    return kind
+
+
+def admin_item(store: Store, record: Record) -> dict[str, Any]:
+    """A record as the admin sees it: trashed files through the admin API."""
+    data = serialize(store, record)
+    if record.status != "active":
+        data["url"] = f"/api/v1/admin/images/{record.id}/file"
+        data["thumb_url"] = f"/api/v1/admin/images/{record.id}/thumb" if record.thumb else None
+    return data
+
+
+@bp.get("/users")
+def users():
+    """Every user with counts, bytes and last activity, most recently active first."""
+    store = get_store()
+    rows = []
+    for owner in store.users():
+        idx = store.index(owner)
+        usage = idx.usage()
+        rows.append({
+            "user_id": owner,
+            **usage.as_dict(),
+            "by_kind": {
+                kind: {"active": idx.count(kind, "active"), "trash": idx.count(kind, "trash")}
+                for kind in COLLECTION_OF_KIND
+            },
+            "last_activity": idx.last_activity,
+        })
+    rows.sort(key=lambda r: r["last_activity"] or "", reverse=True)
+    return jsonify(users=rows, count=len(rows))
+
+
+@bp.get("/images")
+def images():
+    """Records of one user (``user_id``) or of all users, newest first."""
+    store = get_store()
+    kind = _kind_arg()
+    owner = request.args.get("user_id") or None
+    if owner is not None:
+        check_user_id(owner, "user_id")
+        query = parse_query(store, kind)
+        page = store.list(owner, query)
+        items, total, next_cursor = page.items, page.total, page.next_cursor
+    else:
+        query = parse_query(store, kind)
+        if query.tag or query.words or query.favorite or query.aspect_ratio or query.workflow_id:
+            raise ApiError(400, "bad_request", "without user_id only dates, include, kind and cursor filter")
+        items, total, next_cursor = _all_users_page(store, query)
+    return jsonify(
+        items=[admin_item(store, r) for r in items],
+        page=query.page,
+        size=query.size,
+        total=total,
+        next_cursor=next_cursor,
+    )
+
+
+def _all_users_page(store: Store, query: Query) -> tuple[list[Record], int, str | None]:
+    """One page over every user's records, merged newest first without one big list."""
+    owners = store.users()
+    streams = [store.index(owner).iter_desc(query.kind, query.include) for owner in owners]
+    merged: Iterator[Record] = heapq.merge(*streams, key=lambda r: (r.created_at, r.id), reverse=True)
+    if query.cursor:
+        after = decode_cursor(query.cursor)
+        merged = dropwhile(lambda r: (r.created_at, r.id) >= after, merged)
+    if query.created_before:
+        hi = query.created_before
+        merged = dropwhile(lambda r: r.created_at >= hi, merged)
+    if query.created_from:
+        lo = query.created_from
+        merged = takewhile(lambda r: r.created_at >= lo, merged)
+    skip = 0 if query.cursor else (query.page - 1) * query.size
+    window = list(islice(merged, skip, skip + query.size + 1))
+    items = window[: query.size]
+    more = len(window) > query.size
+    next_cursor = encode_cursor((items[-1].created_at, items[-1].id)) if more and items else None
+    counting = Query(
+        kind=query.kind, include=query.include, created_from=query.created_from,
+        created_before=query.created_before, size=1,
+    )
+    total = sum(store.list(owner, counting).total for owner in owners)
+    return items, total, next_cursor
+
+
+@bp.get("/images/<rid>/file")
+def image_file(rid: str):
+    """Any record's original, active or trashed."""
+    store = get_store()
+    return send_original(store, store.find(rid), cache=PRIVATE_CACHE)
+
+
+@bp.get("/images/<rid>/thumb")
+def image_thumb(rid: str):
+    """Any record's thumbnail, active or trashed."""
+    store = get_store()
+    return send_thumb(store, store.find(rid), cache=PRIVATE_CACHE)
+
+
+@bp.post("/images/<rid>/delete")
+def delete_image(rid: str):
+    """Move any user's record to the trash."""
+    store = get_store()
+    record = store.find(rid)
+    return jsonify(admin_item(store, store.trash(record.owner, rid)))
+
+
+@bp.post("/images/<rid>/restore")
+def restore_image(rid: str):
+    """Bring any user's record back from the trash."""
+    store = get_store()
+    record = store.find(rid)
+    return jsonify(admin_item(store, store.restore(record.owner, rid)))
+
+
+@bp.post("/purge-trash")
+def purge_trash():
+    """Purge every user's records trashed more than ``older_than_days`` ago (default: retention)."""
+    store = get_store()
+    body = json_body(("older_than_days",), required=False)
+    days = body.get("older_than_days")
+    if days is not None and (
+        isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 <= days <= MAX_PURGE_DAYS
+    ):
+        raise ApiError(400, "bad_request", f"older_than_days must be a number from 0 to {MAX_PURGE_DAYS}", field="older_than_days")
+    purged = []
+    for owner in store.users():
+        for record in store.purge_expired(owner, days):
+            purged.append({"id": record.id, "owner": record.owner, "bytes": record.bytes})
+    return jsonify(
+        purged=purged,
+        count=len(purged),
+        bytes_freed=sum(p["bytes"] for p in purged),
+        older_than_days=store.config.trash_retention_days if days is None else days,
+    )

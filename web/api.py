@@ -1,25 +1,45 @@
-"""The user and pipeline API under ``/api/v1`` (JSON in, JSON out)."""
+"""The user and pipeline API under ``/api/v1`` (JSON in, JSON out).
+
+Three collections share one shape: ``images`` (generated), ``inputs`` and
+``controls``. Every id in a path is checked against the visitor's own
+records; an id that is malformed, unknown, of another kind or another
+visitor's answers 404, never 403, so ids cannot be probed.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
+from casvault import shares
+from casvault.errors import CasvaultError, Conflict, NotFound
 from casvault.index import Query
+from casvault.quota import percent
 from casvault.records import Record, to_dict
 from casvault.store import Store
+from casvault.validate import check_tags
 
+from . import archive
 from .auth import check_csrf, current_user, require_token
 from .errors import ApiError
 from .ext import get_store
+from .files import PRIVATE_CACHE, send_original, send_thumb, wants_download
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_PAGE_SIZE = 200
+MAX_BULK_IDS = 500
 # Endpoints authenticated by a bearer token, not the cookie: no CSRF check.
 TOKEN_ENDPOINTS = {"api.ingest"}
 KIND_OF_COLLECTION = {"images": "generated", "inputs": "input", "controls": "control"}
+COLLECTION_OF_KIND = {kind: name for name, kind in KIND_OF_COLLECTION.items()}
+BULK_ACTIONS = ("delete", "restore", "purge", "favorite", "unfavorite", "tag", "untag")
+# Which source kinds each library may copy from, by body field.
+COPY_SOURCES = {
+    "input": {"image_id": "generated", "control_id": "control"},
+    "control": {"image_id": "generated", "input_id": "input"},
+}
 
 
 @bp.before_request
@@ -35,7 +55,7 @@ def serialize(store: Store, record: Record) -> dict[str, Any]:
     """A record as the API shows it, with ``url`` and ``thumb_url``.
 
     Active images are served from /outputs (static, cacheable); trashed ones
-    only through the owner's API (``/api/v1/images/<id>/file|thumb``).
+    only through the owner's API (``/api/v1/<collection>/<id>/file|thumb``).
     """
     data = to_dict(record)
     if record.status == "active":
@@ -43,12 +63,13 @@ def serialize(store: Store, record: Record) -> dict[str, Any]:
         data["url"] = store.layout.rel_url(image)
         data["thumb_url"] = store.layout.rel_url(thumb) if record.thumb else None
     else:
-        data["url"] = f"/api/v1/images/{record.id}/file"
-        data["thumb_url"] = f"/api/v1/images/{record.id}/thumb" if record.thumb else None
+        base = f"/api/v1/{COLLECTION_OF_KIND[record.kind]}/{record.id}"
+        data["url"] = f"{base}/file"
+        data["thumb_url"] = f"{base}/thumb" if record.thumb else None
     return data
 
 
-# --- query parsing -------------------------------------------------------------
+# --- request parsing -------------------------------------------------------------
 
 
 def int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -94,7 +115,30 @@ def parse_query(store: Store, kind: str) -> Query:
     )
 
 
-def listing(store: Store, owner: str, kind: str):
+def json_body(allowed: tuple[str, ...], *, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object; raises 400 for anything else or an unknown field.
+
+    With ``required=False`` an empty body counts as ``{}``.
+    """
+    if not required and not request.get_data(cache=True):
+        return {}
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown field {unknown[0]!r}", field=unknown[0])
+    return data
+
+
+def tag_list(value: Any) -> list[str]:
+    """A JSON tag list (strings only); raises 400."""
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ApiError(400, "bad_request", "tags must be a list of strings", field="tags")
+    return check_tags(value)
+
+
+def listing(store: Store, owner: str, kind: str) -> Response:
     """The JSON answer of a listing endpoint."""
     query = parse_query(store, kind)
     page = store.list(owner, query)
@@ -107,7 +151,125 @@ def listing(store: Store, owner: str, kind: str):
     )
 
 
-# --- user API ------------------------------------------------------------------
+def created(body: dict[str, Any]) -> Response:
+    """A 201 JSON answer."""
+    resp = jsonify(body)
+    resp.status_code = 201
+    return resp
+
+
+# --- one collection: images, inputs or controls ------------------------------------
+
+
+def _get(collection: str) -> Callable:
+    kind = KIND_OF_COLLECTION[collection]
+
+    def view(rid: str) -> Response:
+        store = get_store()
+        return jsonify(serialize(store, store.get(current_user(), rid, kind)))
+
+    view.__doc__ = f"One of the visitor's {collection}."
+    return view
+
+
+def _file(collection: str) -> Callable:
+    kind = KIND_OF_COLLECTION[collection]
+
+    def view(rid: str) -> Response:
+        store = get_store()
+        record = store.get(current_user(), rid, kind)
+        return send_original(store, record, cache=PRIVATE_CACHE, download=wants_download())
+
+    view.__doc__ = f"The original of one of the visitor's {collection}, active or trashed."
+    return view
+
+
+def _thumb(collection: str) -> Callable:
+    kind = KIND_OF_COLLECTION[collection]
+
+    def view(rid: str) -> Response:
+        store = get_store()
+        return send_thumb(store, store.get(current_user(), rid, kind), cache=PRIVATE_CACHE)
+
+    view.__doc__ = f"The thumbnail of one of the visitor's {collection}, active or trashed."
+    return view
+
+
+def _delete(collection: str) -> Callable:
+    kind = KIND_OF_COLLECTION[collection]
+
+    def view(rid: str) -> Response:
+        store = get_store()
+        return jsonify(serialize(store, store.trash(current_user(), rid, kind)))
+
+    view.__doc__ = f"Move one of the visitor's {collection} to the trash."
+    return view
+
+
+def _restore(collection: str) -> Callable:
+    kind = KIND_OF_COLLECTION[collection]
+
+    def view(rid: str) -> Response:
+        store = get_store()
+        return jsonify(serialize(store, store.restore(current_user(), rid, kind)))
+
+    view.__doc__ = f"Bring one of the visitor's {collection} back from the trash."
+    return view
+
+
+def _purge(collection: str) -> Callable:
+    kind = KIND_OF_COLLECTION[collection]
+
+    def view(rid: str) -> Response:
+        store = get_store()
+        owner = current_user()
+        store.get(owner, rid, kind)  # NotFound for another kind
+        freed = store.purge(owner, rid)
+        return jsonify(id=rid, purged=True, bytes=freed)
+
+    view.__doc__ = f"Delete one of the visitor's trashed {collection} for good."
+    return view
+
+
+def _copy(collection: str) -> Callable:
+    kind = KIND_OF_COLLECTION[collection]
+    sources = COPY_SOURCES[kind]
+
+    def view() -> Response:
+        store = get_store()
+        owner = current_user()
+        body = json_body(tuple(sources))
+        given = [name for name in sources if name in body]
+        if len(given) != 1:
+            raise ApiError(400, "bad_request", f"give exactly one of {', '.join(sources)}")
+        field = given[0]
+        if not isinstance(body[field], str):
+            raise ApiError(400, "bad_request", f"{field} must be a string", field=field)
+        source = store.get(owner, body[field], sources[field])  # NotFound for another kind
+        return created(serialize(store, store.copy_as_input(owner, source.id, kind=kind)))
+
+    view.__doc__ = f"A new {kind} on the blob of one of the visitor's records (no bytes copied)."
+    return view
+
+
+def _register(collection: str) -> None:
+    """Add the per-record routes of one collection."""
+    base = f"/{collection}/<rid>"
+    bp.add_url_rule(base, f"{collection}_get", _get(collection), methods=["GET"])
+    bp.add_url_rule(f"{base}/file", f"{collection}_file", _file(collection), methods=["GET"])
+    bp.add_url_rule(f"{base}/thumb", f"{collection}_thumb", _thumb(collection), methods=["GET"])
+    bp.add_url_rule(f"{base}/delete", f"{collection}_delete", _delete(collection), methods=["POST"])
+    bp.add_url_rule(f"{base}/restore", f"{collection}_restore", _restore(collection), methods=["POST"])
+    bp.add_url_rule(f"{base}/purge", f"{collection}_purge", _purge(collection), methods=["POST"])
+    if collection != "images":
+        bp.add_url_rule(f"/{collection}/copy", f"{collection}_copy", _copy(collection), methods=["POST"])
+
+
+for _collection in KIND_OF_COLLECTION:
+    _register(_collection)
+
+
+# --- images: listing, metadata, bulk, trash, share, ZIP ------------------------------
 
 
 @bp.get("/images")
@@ -117,11 +279,129 @@ def list_images():
     return listing(store, current_user(), "generated")
 
 
-@bp.get("/images/<rid>")
-def get_image(rid: str):
-    """One of the visitor's images."""
+@bp.patch("/images/<rid>")
+def patch_image(rid: str):
+    """Set an image's tags and/or favorite flag."""
     store = get_store()
-    return jsonify(serialize(store, store.get(current_user(), rid, "generated")))
+    body = json_body(("tags", "favorite"))
+    tags = tag_list(body["tags"]) if "tags" in body else None
+    favorite = body.get("favorite")
+    if favorite is not None and not isinstance(favorite, bool):
+        raise ApiError(400, "bad_request", "favorite must be true or false", field="favorite")
+    record = store.update_meta(current_user(), rid, tags=tags, favorite=favorite, kind="generated")
+    return jsonify(serialize(store, record))
+
+
+@bp.post("/images/bulk")
+def bulk_images():
+    """Apply one action to many of the visitor's images; answers per id."""
+    store = get_store()
+    owner = current_user()
+    body = json_body(("action", "ids", "tags"))
+    action = body.get("action")
+    if action not in BULK_ACTIONS:
+        raise ApiError(400, "bad_request", f"action must be one of {', '.join(BULK_ACTIONS)}", field="action")
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ApiError(400, "bad_request", "ids must be a list of strings", field="ids")
+    if not 1 <= len(ids) <= MAX_BULK_IDS:
+        raise ApiError(400, "bad_request", f"give 1 to {MAX_BULK_IDS} ids", field="ids")
+    tags: list[str] = []
+    if action in ("tag", "untag"):
+        tags = tag_list(body.get("tags"))
+        if not tags:
+            raise ApiError(400, "bad_request", f"action {action} needs a non-empty tags list", field="tags")
+    elif "tags" in body:
+        raise ApiError(400, "bad_request", "tags are only used by tag and untag", field="tags")
+    results = []
+    for rid in dict.fromkeys(ids):
+        try:
+            results.append({"id": rid, "ok": True, **_bulk_one(store, owner, action, rid, tags)})
+        except CasvaultError as exc:
+            results.append({"id": rid[:64], "ok": False, "error": {"code": exc.code, "message": exc.message}})
+    return jsonify(results=results)
+
+
+def _bulk_one(store: Store, owner: str, action: str, rid: str, tags: list[str]) -> dict[str, Any]:
+    """One id of a bulk request; raises the core's errors."""
+    if action == "delete":
+        return {"item": serialize(store, store.trash(owner, rid, "generated"))}
+    if action == "restore":
+        return {"item": serialize(store, store.restore(owner, rid, "generated"))}
+    if action == "purge":
+        store.get(owner, rid, "generated")
+        return {"item": None, "bytes": store.purge(owner, rid)}
+    if action in ("favorite", "unfavorite"):
+        record = store.update_meta(owner, rid, favorite=action == "favorite", kind="generated")
+        return {"item": serialize(store, record)}
+    # NOTE: tag/untag read the current tags and write the new list; a
+    # concurrent edit of the same image's tags between the two may be lost
+    # (the store's lock is per call and not reentrant).
+    current = store.get(owner, rid, "generated").tags
+    if action == "tag":
+        new = current + [t for t in tags if t not in current]
+    else:
+        new = [t for t in current if t not in tags]
+    record = store.update_meta(owner, rid, tags=new, kind="generated")
+    return {"item": serialize(store, record)}
+
+
+@bp.post("/images/purge-trash")
+def purge_trash():
+    """Empty the visitor's trash (images, inputs and controls) for good."""
+    store = get_store()
+    owner = current_user()
+    json_body((), required=False)
+    idx = store.index(owner)
+    purged, freed = [], 0
+    for kind in KIND_OF_COLLECTION.values():
+        for record in list(idx.iter_desc(kind, "trash")):
+            try:
+                freed += store.purge(owner, record.id)
+            except (NotFound, Conflict):
+                continue  # restored or purged meanwhile
+            purged.append(record.id)
+    return jsonify(purged=purged, count=len(purged), bytes_freed=freed)
+
+
+@bp.post("/images/<rid>/share")
+def share_image(rid: str):
+    """A signed link that shows one active image to anyone holding it, until it expires."""
+    store = get_store()
+    owner = current_user()
+    body = json_body(("expires_in",), required=False)
+    record = store.get(owner, rid, "generated")
+    if record.status != "active":
+        raise Conflict("a trashed image cannot be shared", id=rid)
+    token, share = shares.make_token(current_app.config["SECRET_KEY"], owner, rid, body.get("expires_in"))
+    return created({"url": f"/s/{token}", "expires_at": share.expires_iso})
+
+
+@bp.get("/images/download.zip")
+def download_zip():
+    """A streamed ZIP of the visitor's images named in ``ids`` (comma-separated)."""
+    store = get_store()
+    owner = current_user()
+    raw = request.args.get("ids", "")
+    ids = [i.strip() for i in raw.split(",") if i.strip()]
+    if not ids:
+        raise ApiError(400, "bad_request", "ids is required: comma-separated image ids", field="ids")
+    ids = list(dict.fromkeys(ids))
+    if len(ids) > archive.MAX_IDS:
+        raise ApiError(400, "bad_request", f"at most {archive.MAX_IDS} ids per archive", field="ids")
+    records = [store.get(owner, rid, "generated") for rid in ids]  # 404 before streaming starts
+    members = archive.plan(store, records)
+    for member in members:
+        if not member.path.is_file():
+            raise NotFound("an image's original is missing", id=member.path.name)
+    resp = Response(archive.stream_zip(members), mimetype="application/zip", direct_passthrough=True)
+    resp.headers["Content-Disposition"] = f'attachment; filename="casvault-{len(members)}-images.zip"'
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+# --- inputs and controls --------------------------------------------------------------
 
 
 def _upload_file() -> tuple[bytes, str | None]:
@@ -132,16 +412,14 @@ def _upload_file() -> tuple[bytes, str | None]:
     return data, upload.filename
 
 
-def _created(store: Store, result) -> Any:
+def _created(store: Store, result) -> Response:
     body = serialize(store, result.record)
     if result.in_trash:
         body["duplicate_in_trash"] = result.in_trash
-    resp = jsonify(body)
-    resp.status_code = 201
-    return resp
+    return created(body)
 
 
-def upload(kind: str):
+def upload(kind: str) -> Response:
     """Store an uploaded file as the visitor's input or control image."""
     store = get_store()
     data, filename = _upload_file()
@@ -173,6 +451,23 @@ def list_controls():
     return listing(get_store(), current_user(), "control")
 
 
+# --- quota ---------------------------------------------------------------------------
+
+
+@bp.get("/quota")
+def quota():
+    """The visitor's usage, limits, and what emptying the trash would free."""
+    store = get_store()
+    usage = store.usage(current_user())
+    return jsonify(
+        usage=usage.as_dict(),
+        limits=store.limits.as_dict(),
+        percent=percent(usage, store.limits),
+        purge_would_free={"count": usage.trash_count, "bytes": usage.trash_bytes},
+        retention_days=store.config.trash_retention_days,
+    )
+
+
 # --- pipeline --------------------------------------------------------------------
 
 INGEST_FIELDS = ("workflow_id", "aspect_ratio", "seed", "prompt", "negative_prompt", "created_at")
@@ -201,3 +496,15 @@ def ingest():
         **fields,
     )
     return _created(store, result)
+
+
+# --- the API's own description -------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI document of this API."""
+    from .openapi import document
+
+    return jsonify(document())
+

@@ -1,7 +1,86 @@
-"""Blueprint 'outputs' (filled in by its issue)."""
+"""Blueprint 'outputs': ``/outputs/...`` serves active image projections and thumbnails only.
+
+The path is parsed strictly and every part validated; the record it names
+is then looked up in the owner's index and must be active, of the kind its
+folder says, and live at exactly that path (``Layout.paths``). Nothing is
+served because it merely exists on disk: sidecars, manifests, trash, blobs,
+dotfiles and temporary names all answer 404 JSON.
+
+With ``CASVAULT_ACCEL=nginx`` the answer is an ``X-Accel-Redirect`` to the
+internal location ``/_protected_outputs/`` (see ops/nginx.conf) and nginx
+sends the bytes.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import re
+
+from flask import Blueprint, Response, g
+
+from casvault.errors import NotFound
+from casvault.records import Record
+from casvault.validate import is_user_id
+
+from .ext import get_store
+from .files import PUBLIC_CACHE, THUMB_MIMES, send_original, send_thumb
 
 bp = Blueprint("outputs", __name__)
+
+ACCEL_PREFIX = "/_protected_outputs/"
+PATH_RE = re.compile(
+    r"users/(?P<owner>[a-z0-9_-]{3,70})/"
+    r"(?:(?P<kind_dir>controls|inputs)/)?"
+    r"(?P<y>[0-9]{4})/(?P<m>[0-9]{2})/(?P<d>[0-9]{2})/"
+    r"(?:(?P<thumb>thumb)/)?"
+    r"(?P<id>[0-9a-f]{32})\.(?P<ext>png|jpg|webp)"
+)
+KIND_OF_DIR = {None: "generated", "controls": "control", "inputs": "input"}
+
+
+@bp.before_request
+def _no_identity() -> None:
+    # NOTE: static answers carry no guest cookie, or shared caches could not keep them.
+    g.new_cookie = None
+
+
+def resolve(subpath: str) -> tuple[Record, bool]:
+    """(record, is_thumbnail) for a path under outputs/; raises NotFound for anything else."""
+    m = PATH_RE.fullmatch(subpath)
+    if m is None or not is_user_id(m["owner"]):
+        raise NotFound("not found")
+    is_thumb = m["thumb"] is not None
+    if is_thumb and m["ext"] not in THUMB_MIMES:
+        raise NotFound("not found")
+    store = get_store()
+    owner = m["owner"]
+    # NOTE: no index is built for an owner who has no manifest: probing random
+    # user ids must not fill this process's memory.
+    if not store.layout.manifest_path(owner).is_file():
+        raise NotFound("not found")
+    record = store.index(owner).get(m["id"])
+    if record is None or record.status != "active" or record.kind != KIND_OF_DIR[m["kind_dir"]]:
+        raise NotFound("not found")
+    image, _, thumb = store.layout.paths(record)
+    expected = thumb if is_thumb else image
+    if (is_thumb and not record.thumb) or expected.relative_to(store.layout.outputs).as_posix() != subpath:
+        raise NotFound("not found")
+    return record, is_thumb
+
+
+@bp.get("/outputs/<path:subpath>")
+def serve(subpath: str) -> Response:
+    """An active original or thumbnail, immutable and cacheable."""
+    record, is_thumb = resolve(subpath)
+    store = get_store()
+    if store.config.accel == "nginx":
+        resp = Response(status=200)
+        resp.headers["X-Accel-Redirect"] = ACCEL_PREFIX + subpath
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Cache-Control"] = PUBLIC_CACHE
+        resp.headers["Content-Type"] = THUMB_MIMES[subpath.rsplit(".", 1)[1]] if is_thumb else record.mime
+        if not is_thumb:
+            resp.headers["ETag"] = f'"{record.sha256}"'
+        return resp
+    if is_thumb:
+        return send_thumb(store, record, cache=PUBLIC_CACHE)
+    return send_original(store, record, cache=PUBLIC_CACHE)

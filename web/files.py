@@ -1,0 +1,100 @@
+"""Sending originals and thumbnails: one place for Content-Type, ETag, caching and nosniff."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Response, request, send_file
+
+from casvault.errors import NotFound
+from casvault.records import Record
+from casvault.store import Store
+
+THUMB_MIMES = {"webp": "image/webp", "jpg": "image/jpeg"}
+# Originals never change (content-addressed), so public copies may be kept forever.
+PUBLIC_CACHE = "public, max-age=31536000, immutable"
+# The owner's API: the status of a record can change, so revalidate each time.
+PRIVATE_CACHE = "private, no-cache"
+
+
+def _finish(resp: Response, cache: str) -> Response:
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Cache-Control"] = cache
+    return resp
+
+
+def send_original(store: Store, record: Record, *, cache: str, download: bool = False) -> Response:
+    """The record's original bytes, from its blob (the ETag is the sha256)."""
+    # NOTE: the blob, not the projection, is read: its path comes from the
+    # record's digest alone, it is 0444 and never moves, so a concurrent
+    # trash or restore cannot make this read fail half way.
+    path = store.blobs.path(record.sha256)
+    try:
+        resp = send_file(
+            path,
+            mimetype=record.mime,
+            as_attachment=download,
+            download_name=download_name(record),
+            conditional=True,
+            etag=record.sha256,
+        )
+    except FileNotFoundError:
+        raise NotFound("the image's original is missing", id=record.id) from None
+    return _finish(resp, cache)
+
+
+def send_thumb(store: Store, record: Record, *, cache: str) -> Response:
+    """The record's thumbnail, wherever its status puts it now."""
+    if not record.thumb:
+        raise NotFound("the image has no thumbnail", id=record.id)
+    ext = record.thumb.rsplit(".", 1)[-1]
+    mime = THUMB_MIMES.get(ext)
+    if mime is None:
+        raise NotFound("the image has no thumbnail", id=record.id)
+    # NOTE: a trash or restore may move the thumbnail between our index read
+    # and the open; the other place is tried before giving up.
+    trashed = record.status == "trash"
+    for place in (trashed, not trashed):
+        path = store.layout.thumb_path(record, place)
+        if not _inside(path, store.layout.outputs if not place else store.layout.trash):
+            continue
+        try:
+            fh = open(path, "rb")
+        except OSError:
+            continue
+        st = os.fstat(fh.fileno())
+        resp = send_file(
+            fh,
+            mimetype=mime,
+            conditional=True,
+            etag=f"{record.id}-{st.st_size}-{int(st.st_mtime)}",
+            last_modified=st.st_mtime,
+        )
+        return _finish(resp, cache)
+    raise NotFound("the image has no thumbnail", id=record.id)
+
+
+def _inside(path: Path, base: Path) -> bool:
+    """True when ``path`` resolves to a regular file under ``base`` (no symlink escape)."""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(base))
+    except OSError:
+        return False
+
+
+def download_name(record: Record) -> str:
+    """A file name for the record: its original name (extension fixed), else ``<date>_<id>.<ext>``."""
+    name = record.original_filename or ""
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem = name
+    stem = "".join(c for c in stem if c not in '/\\:*?"<>|' and ord(c) >= 32).strip(" .")
+    if not stem:
+        return f"{record.created_at[:10]}_{record.id}.{record.ext}"
+    return f"{stem}.{record.ext}"
+
+
+def wants_download() -> bool:
+    """True when the query asks for an attachment (``download=1``)."""
+    return request.args.get("download") in ("1", "true")
