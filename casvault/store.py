@@ -131,9 +131,19 @@ class Store:
             with self._mutex:
                 idx = self._indexes.get(owner)
                 if idx is None:
-                    idx = UserIndex(owner, self.manifest(owner), rebuild=lambda: self.rebuild_manifest(owner))
+                    idx = UserIndex(owner, self.manifest(owner), rebuild=lambda missing=False: self._rebuild_for_index(owner, missing))
                     self._indexes[owner] = idx
         return idx.refresh()
+
+    def _rebuild_for_index(self, owner: str, missing: bool) -> bool:
+        """Rewrite a damaged manifest, or a missing one when the user has files; True if written."""
+        if missing and not any(self.layout.user_base(owner, t).is_dir() for t in (False, True)):
+            return False
+        with self.locks.user(owner):
+            if missing and self.layout.manifest_path(owner).exists():
+                return True  # another process rebuilt it meanwhile
+            self.rebuild_manifest(owner)
+        return True
 
     def manifest(self, owner: str) -> Manifest:
         """The manifest of ``owner``."""
