@@ -90,7 +90,8 @@ def decode_cursor(cursor: str) -> Key:
 class UserIndex:
     """One user's records, in time order per kind and status."""
 
-    def __init__(self, owner: str, manifest: Manifest, rebuild: Callable[[], None] | None = None) -> None:
+    def __init__(self, owner: str, manifest: Manifest, rebuild: Callable[..., bool] | None = None) -> None:
+        """``rebuild(missing=...)`` rewrites the manifest from the sidecars; True if it wrote one."""
         self.owner = owner
         self.manifest = manifest
         self._rebuild = rebuild
@@ -114,9 +115,11 @@ class UserIndex:
             try:
                 st = os.stat(self.manifest.path)
             except FileNotFoundError:
-                if self._offset:
+                if self._offset or self._ino:
                     self._reset()
-                return self
+                if self._rebuild is None or not self._rebuild(missing=True):
+                    return self
+                st = os.stat(self.manifest.path)
             if st.st_ino != self._ino or st.st_size < self._offset:
                 self._load(st.st_ino)
             elif st.st_size > self._offset:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,16 +23,35 @@ class Locks:
 
     def __init__(self, lock_dir: Path) -> None:
         self.dir = lock_dir
+        self._held = threading.local()
 
     @contextmanager
     def user(self, user_id: str, timeout: float = 30.0) -> Iterator[None]:
         """Hold ``user_id``'s write lock (waits up to ``timeout`` seconds).
 
+        Re-entrant within a thread: a nested take (e.g. a manifest rebuilt
+        while an ingest holds the lock) does not deadlock on its own flock.
         Raises LockBusy when the lock stays taken.
         """
         check_user_id(user_id)
+        held: dict[str, int] = self._held.__dict__.setdefault("users", {})
+        if held.get(user_id):
+            held[user_id] += 1
+            try:
+                yield
+            finally:
+                held[user_id] -= 1
+            return
         with self._flock(self.dir / "users" / f"{user_id}.lock", timeout, f"user {user_id}"):
-            yield
+            held[user_id] = 1
+            try:
+                yield
+            finally:
+                held[user_id] = 0
+
+    def holds_user(self, user_id: str) -> bool:
+        """True when this thread holds ``user_id``'s lock."""
+        return bool(self._held.__dict__.get("users", {}).get(user_id))
 
     @contextmanager
     def job(self, name: str, wait: bool = False, timeout: float = 0.0) -> Iterator[None]:

@@ -208,3 +208,25 @@ def test_recent_ring_across_users_and_kinds(config):
     assert [r.id for r in s2.recent()] == [made[6].id, made[5].id, made[4].id, made[3].id]
     newest = s1.ingest(make_png(seed=99), user(3)).record
     assert s2.recent()[0].id == newest.id  # another process's write is seen
+
+
+def test_missing_manifest_is_rebuilt_on_first_read(config):
+    s1 = Store(config)
+    ids = {s1.ingest(make_png(seed=i), A).record.id for i in range(2)}
+    s1.layout.manifest_path(A).unlink()
+    s2 = Store(config)
+    assert {r.id for r in s2.list(A, Query()).items} == ids
+    assert s2.layout.manifest_path(A).is_file()
+    # and an ingest into a user whose manifest vanished neither deadlocks nor loses records
+    s1.layout.manifest_path(A).unlink()
+    s3 = Store(config)
+    s3.ingest(make_png(seed=9), A)
+    assert s3.list(A, Query()).total == 3
+
+
+def test_user_lock_is_reentrant_in_a_thread(store):
+    with store.locks.user(A):
+        with store.locks.user(A):
+            assert store.locks.holds_user(A)
+        assert store.locks.holds_user(A)
+    assert not store.locks.holds_user(A)
