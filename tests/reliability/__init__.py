@@ -1,0 +1,1 @@
+"""Reliability suite: crash consistency, process kills, load, quota races, hostile input, faults, fuzzing."""
