@@ -30,6 +30,7 @@ __all__ = [
     "ComfyMeta",
     "Lora",
     "extract",
+    "prompt_json",
     "read_png_text",
     "summarize",
     "workflow_json",
@@ -192,6 +193,14 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
 def workflow_json(data: bytes) -> bytes | None:
     """Return the PNG's ``workflow`` chunk as UTF-8 JSON bytes, or None if absent or not a JSON object."""
     text = read_png_text(data).get("workflow")
+    if text is None or _json_object(text) is None:
+        return None
+    return text.encode("utf-8")
+
+
+def prompt_json(data: bytes) -> bytes | None:
+    """Return the PNG's ``prompt`` chunk (the API-format graph) as UTF-8 JSON bytes, or None."""
+    text = read_png_text(data).get("prompt")
     if text is None or _json_object(text) is None:
         return None
     return text.encode("utf-8")

@@ -34,6 +34,7 @@ class Config:
     watch: bool = False
     dev: bool = False  # development mode: a missing secret is generated, not an error
     fsync: bool = True
+    comfy_input_dir: str = ""  # ComfyUI's input folder for staging; plain COMFY_INPUT_DIR is read too
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -97,3 +97,9 @@ class ConfigError(CasvaultError):
     """The configuration is missing or invalid."""
 
     code = "config_error"
+
+
+class UpstreamError(CasvaultError):
+    """A service casvault talks to (e.g. ComfyUI) failed or answered nonsense."""
+
+    code = "upstream_error"
