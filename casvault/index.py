@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import os
 import threading
 from bisect import bisect_left, insort
@@ -133,20 +134,56 @@ class UserIndex:
         from .errors import ManifestCorrupt
 
         self._reset()
+        # NOTE: a bulk load applies events to ``records`` alone and derives key
+        # lists, digests and usage once at the end (removing a trashed key
+        # from a 100k list per event made a load quadratic). The cyclic GC is
+        # held off meanwhile: decoding allocates only acyclic structs and
+        # strings, and the collections they trigger cost half the load.
+        gc_on = gc.isenabled()
+        gc.disable()
         try:
-            chunk = self.manifest.read(0)
-        except ManifestCorrupt:
-            if self._rebuild is None:
-                raise
-            self._rebuild()  # rewrites the manifest from the sidecars
-            ino = os.stat(self.manifest.path).st_ino
-            chunk = self.manifest.read(0)
-        for event in chunk.events:
-            self._apply(event, incremental=False)
-        for keys in self._keys.values():
-            keys.sort()
+            try:
+                chunk = self.manifest.read(0)
+            except ManifestCorrupt:
+                if self._rebuild is None:
+                    raise
+                self._rebuild()  # rewrites the manifest from the sidecars
+                ino = os.stat(self.manifest.path).st_ino
+                chunk = self.manifest.read(0)
+            for event in chunk.events:
+                self._apply(event, incremental=False)
+            self._build_derived()
+        finally:
+            if gc_on:
+                gc.enable()
         self._ino = ino
         self._offset = chunk.offset
+
+    def _build_derived(self) -> None:
+        """Key lists, digests and usage from ``records`` in one pass (end of a bulk load)."""
+        keys: dict[tuple[str, str], list[Key]] = {}
+        by_sha: dict[str, set[str]] = {}
+        count = size = trash_count = trash_size = 0
+        for rid, record in self.records.items():
+            key = (record.created_at, rid)
+            kind, status = record.kind, record.status
+            keys.setdefault((kind, status), []).append(key)
+            keys.setdefault((kind, "all"), []).append(key)
+            ids = by_sha.get(record.sha256)
+            if ids is None:
+                by_sha[record.sha256] = {rid}
+            else:
+                ids.add(rid)
+            count += 1
+            size += record.bytes
+            if status == "trash":
+                trash_count += 1
+                trash_size += record.bytes
+        for keylist in keys.values():
+            keylist.sort()
+        self._keys = keys
+        self.by_sha = by_sha
+        self.usage_counts = [count, size, trash_count, trash_size]
 
     def _keylist(self, kind: str, status: str) -> list[Key]:
         keys = self._keys.get((kind, status))
@@ -155,29 +192,21 @@ class UserIndex:
         return keys
 
     def _insert(self, record: Record, incremental: bool) -> None:
+        if not incremental:
+            return  # the bulk load builds the key lists at its end
         key = (record.created_at, record.id)
         for status in (record.status, "all"):
-            keys = self._keylist(record.kind, status)
-            if incremental:
-                insort(keys, key)
-            else:
-                keys.append(key)
+            insort(self._keylist(record.kind, status), key)
 
     def _remove_key(self, record: Record, statuses: tuple[str, ...], incremental: bool) -> None:
+        if not incremental:
+            return  # the bulk load builds the key lists at its end
         key = (record.created_at, record.id)
         for status in statuses:
             keys = self._keylist(record.kind, status)
-            if incremental:
-                i = bisect_left(keys, key)
-                if i < len(keys) and keys[i] == key:
-                    del keys[i]
-            else:
-                # NOTE: during a bulk load the lists are unsorted until the end;
-                # removals are rare there (purges), so a linear remove is fine.
-                try:
-                    keys.remove(key)
-                except ValueError:
-                    pass
+            i = bisect_left(keys, key)
+            if i < len(keys) and keys[i] == key:
+                del keys[i]
 
     def _count(self, record: Record, sign: int) -> None:
         c = self.usage_counts
@@ -188,6 +217,9 @@ class UserIndex:
             c[3] += sign * record.bytes
 
     def _add(self, record: Record, incremental: bool) -> None:
+        if not incremental:
+            self.records[record.id] = record  # the rest is derived at the end
+            return
         if record.id in self.records:
             self._drop(record.id, incremental)
         self.records[record.id] = record
@@ -197,7 +229,7 @@ class UserIndex:
 
     def _drop(self, rid: str, incremental: bool) -> None:
         record = self.records.pop(rid, None)
-        if record is None:
+        if record is None or not incremental:
             return
         ids = self.by_sha.get(record.sha256)
         if ids is not None:
@@ -211,13 +243,15 @@ class UserIndex:
         record = self.records.get(rid)
         if record is None or record.status == status:
             return
+        if not incremental:
+            self.records[rid] = evolve(record, status=status, trashed_at=at if status == "trash" else None)
+            return
         self._count(record, -1)
         self._remove_key(record, (record.status,), incremental)
         new = evolve(record, status=status, trashed_at=at if status == "trash" else None)
         self.records[rid] = new
-        key = (new.created_at, new.id)
-        keys = self._keylist(new.kind, status)
-        insort(keys, key) if incremental else keys.append(key)
+        if incremental:
+            insort(self._keylist(new.kind, status), (new.created_at, new.id))
         self._count(new, +1)
 
     def _apply(self, event: Event, incremental: bool) -> None:
