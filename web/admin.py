@@ -124,21 +124,21 @@ def _all_users_page(store: Store, query: Query) -> tuple[list[Record], int, str 
     return items, total, next_cursor
 
 
-@bp.get("/images/<rid>/file")
+@bp.get("/images/<string(length=32):rid>/file")
 def image_file(rid: str):
     """Any record's original, active or trashed."""
     store = get_store()
     return send_original(store, store.find(rid), cache=PRIVATE_CACHE)
 
 
-@bp.get("/images/<rid>/thumb")
+@bp.get("/images/<string(length=32):rid>/thumb")
 def image_thumb(rid: str):
     """Any record's thumbnail, active or trashed."""
     store = get_store()
     return send_thumb(store, store.find(rid), cache=PRIVATE_CACHE)
 
 
-@bp.post("/images/<rid>/delete")
+@bp.post("/images/<string(length=32):rid>/delete")
 def delete_image(rid: str):
     """Move any user's record to the trash."""
     store = get_store()
@@ -146,7 +146,7 @@ def delete_image(rid: str):
     return jsonify(admin_item(store, store.trash(record.owner, rid)))
 
 
-@bp.post("/images/<rid>/restore")
+@bp.post("/images/<string(length=32):rid>/restore")
 def restore_image(rid: str):
     """Bring any user's record back from the trash."""
     store = get_store()
@@ -160,7 +160,7 @@ def purge_trash():
     store = get_store()
     body = json_body(("older_than_days",), required=False)
     days = body.get("older_than_days")
-    if days is not None and (
+    if "older_than_days" in body and (
         isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 <= days <= MAX_PURGE_DAYS
     ):
         raise ApiError(400, "bad_request", f"older_than_days must be a number from 0 to {MAX_PURGE_DAYS}", field="older_than_days")

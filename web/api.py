@@ -8,6 +8,7 @@ visitor's answers 404, never 403, so ids cannot be probed.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -29,6 +30,7 @@ from .files import PRIVATE_CACHE, send_original, send_thumb, wants_download
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_PAGE_SIZE = 200
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_BULK_IDS = 500
 # Endpoints authenticated by a bearer token, not the cookie: no CSRF check.
 TOKEN_ENDPOINTS = {"api.ingest"}
@@ -92,6 +94,9 @@ def parse_query(store: Store, kind: str) -> Query:
     include = args.get("include", "active")
     if include not in ("active", "trash", "all"):
         raise ApiError(400, "bad_request", "include must be active, trash or all", field="include")
+    for name in ("from_date", "to_date"):
+        if args.get(name) and not DATE_RE.fullmatch(args[name]):
+            raise ApiError(400, "bad_request", f"{name} must be YYYY-MM-DD", field=name)
     lo, hi = store.day_bounds(args.get("from_date") or None, args.get("to_date") or None)
     favorite = args.get("favorite", "")
     if favorite not in ("", "0", "1", "true", "false"):
@@ -254,7 +259,7 @@ def _copy(collection: str) -> Callable:
 
 def _register(collection: str) -> None:
     """Add the per-record routes of one collection."""
-    base = f"/{collection}/<rid>"
+    base = f"/{collection}/<string(length=32):rid>"
     bp.add_url_rule(base, f"{collection}_get", _get(collection), methods=["GET"])
     bp.add_url_rule(f"{base}/file", f"{collection}_file", _file(collection), methods=["GET"])
     bp.add_url_rule(f"{base}/thumb", f"{collection}_thumb", _thumb(collection), methods=["GET"])
@@ -279,14 +284,14 @@ def list_images():
     return listing(store, current_user(), "generated")
 
 
-@bp.patch("/images/<rid>")
+@bp.patch("/images/<string(length=32):rid>")
 def patch_image(rid: str):
     """Set an image's tags and/or favorite flag."""
     store = get_store()
     body = json_body(("tags", "favorite"))
     tags = tag_list(body["tags"]) if "tags" in body else None
     favorite = body.get("favorite")
-    if favorite is not None and not isinstance(favorite, bool):
+    if "favorite" in body and not isinstance(favorite, bool):
         raise ApiError(400, "bad_request", "favorite must be true or false", field="favorite")
     record = store.update_meta(current_user(), rid, tags=tags, favorite=favorite, kind="generated")
     return jsonify(serialize(store, record))
@@ -308,9 +313,9 @@ def bulk_images():
         raise ApiError(400, "bad_request", f"give 1 to {MAX_BULK_IDS} ids", field="ids")
     tags: list[str] = []
     if action in ("tag", "untag"):
-        tags = tag_list(body.get("tags"))
-        if not tags:
-            raise ApiError(400, "bad_request", f"action {action} needs a non-empty tags list", field="tags")
+        if "tags" not in body:
+            raise ApiError(400, "bad_request", f"action {action} needs a tags list", field="tags")
+        tags = tag_list(body["tags"])
     elif "tags" in body:
         raise ApiError(400, "bad_request", "tags are only used by tag and untag", field="tags")
     results = []
@@ -364,7 +369,7 @@ def purge_trash():
     return jsonify(purged=purged, count=len(purged), bytes_freed=freed)
 
 
-@bp.post("/images/<rid>/share")
+@bp.post("/images/<string(length=32):rid>/share")
 def share_image(rid: str):
     """A signed link that shows one active image to anyone holding it, until it expires."""
     store = get_store()
@@ -373,6 +378,8 @@ def share_image(rid: str):
     record = store.get(owner, rid, "generated")
     if record.status != "active":
         raise Conflict("a trashed image cannot be shared", id=rid)
+    if "expires_in" in body and body["expires_in"] is None:
+        raise ApiError(400, "bad_request", "expires_in must be an integer number of seconds", field="expires_in")
     token, share = shares.make_token(current_app.config["SECRET_KEY"], owner, rid, body.get("expires_in"))
     return created({"url": f"/s/{token}", "expires_at": share.expires_iso})
 
@@ -419,9 +426,19 @@ def _created(store: Store, result) -> Response:
     return created(body)
 
 
+def _single_form_fields() -> None:
+    """Refuse a multipart form that repeats a field (which value would count is ambiguous)."""
+    for name in request.form:
+        if len(request.form.getlist(name)) > 1:
+            raise ApiError(400, "bad_request", f"form field {name!r} is repeated", field=name)
+    if len(request.files.getlist("file")) > 1:
+        raise ApiError(400, "bad_request", "send one file per request", field="file")
+
+
 def upload(kind: str) -> Response:
     """Store an uploaded file as the visitor's input or control image."""
     store = get_store()
+    _single_form_fields()
     data, filename = _upload_file()
     result = store.ingest(data, current_user(), kind, original_filename=filename, tags=request.form.get("tags"))
     return _created(store, result)
@@ -478,6 +495,7 @@ INGEST_FIELDS = ("workflow_id", "aspect_ratio", "seed", "prompt", "negative_prom
 def ingest():
     """The JobManager's path: store a generated (or control/input) image for ``owner``."""
     store = get_store()
+    _single_form_fields()
     data, filename = _upload_file()
     form = request.form
     owner = form.get("owner")

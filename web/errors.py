@@ -77,7 +77,11 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         if status == 404 and not request.path.startswith(("/api/", "/outputs/", "/s/")):
             return exc  # HTML 404 for pages
-        return error_response(status, HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+        resp = error_response(status, HTTP_CODES.get(status, "http_error"), exc.description or exc.name)
+        allow = getattr(exc, "valid_methods", None)
+        if status == 405 and allow:
+            resp.headers["Allow"] = ", ".join(allow)  # RFC 9110: a 405 names the allowed methods
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
