@@ -99,7 +99,10 @@ class FileBlobStore:
         dest = self.path(sha256)
         if dest.exists():
             return False
-        faults.point("blob.write")
+        try:
+            faults.point("blob.write")
+        except OSError as exc:
+            raise storage_error(exc, "writing a blob") from exc
         tmp = write_tmp(self.tmp_dir, data, mode=0o444, fsync=self.fsync, point="blob.write.data")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)

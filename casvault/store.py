@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import msgspec
 
@@ -24,7 +24,7 @@ from . import comfy, faults, quota, thumbs
 from .atomic import fsync_dir, remove, storage_error, write_file
 from .blobs import FileBlobStore, blake3_digest, digest
 from .config import Config
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import CasvaultError, Conflict, InvalidInput, NotFound
 from .index import Query, UserIndex
 from .layout import FORMAT, Layout, normalize_time
 from .locks import Locks
@@ -305,9 +305,8 @@ class Store:
             faults.point("ingest.before_blob")
             new_blob = self.blobs.put(data, sha)
             faults.point("ingest.after_blob")
-            self._materialize(record, thumb_bytes)
-            faults.point("ingest.before_manifest")
-            self._log(owner, AddEvent(at=now_iso(), record=record))
+            self._materialize_or_discard(record, thumb_bytes, "ingest.before_manifest")
+            self._log(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
             faults.point("ingest.after_manifest")
         return IngestResult(record, new_blob, in_trash)
 
@@ -353,6 +352,26 @@ class Store:
             write_file(thumb, thumb_bytes, self.layout.tmp, fsync=self.config.fsync, point="thumb.write")
             faults.point("ingest.after_thumb")
 
+    def _materialize_or_discard(self, record: Record, thumb_bytes: bytes | None, point: str) -> None:
+        """:meth:`_materialize`; on failure the half-made files are taken away again."""
+        try:
+            self._materialize(record, thumb_bytes)
+            faults.point(point)
+        except Exception:
+            self._discard(record)
+            raise
+
+    def _discard(self, record: Record) -> None:
+        """Remove the files of a record that was never acknowledged, sidecar first; best effort."""
+        # NOTE: sidecar first: a projection left without one is removed by
+        # fsck, while a sidecar left without its projection would be adopted.
+        image, sidecar, thumb = self.layout.paths(record)
+        for path in (sidecar, image, thumb):
+            try:
+                remove(path)
+            except OSError:
+                pass
+
     def project(self, record: Record, dest: Path) -> str:
         """Place the projection of a record's blob at ``dest``; returns the link mode used."""
         return project_view(
@@ -363,9 +382,21 @@ class Store:
             refresh_inode=lambda: self.blobs.refresh_inode(record.sha256),
         )
 
-    def _log(self, owner: str, *events: Event) -> None:
-        """Append events to the manifest and this process's index (under the lock)."""
-        self.manifest(owner).append(*events)
+    def _log(self, owner: str, *events: Event, undo: Callable[[], object] | None = None) -> None:
+        """Append events to the manifest and this process's index (under the lock).
+
+        When the append fails nothing was acknowledged: ``undo`` takes back
+        the files the write already changed, then the error is raised.
+        """
+        try:
+            self.manifest(owner).append(*events)
+        except Exception:
+            if undo is not None:
+                try:
+                    undo()
+                except (CasvaultError, OSError):
+                    pass  # NOTE: what the undo could not take back, fsck --repair settles from the sidecar
+            raise
         self.index(owner).apply_local()
 
     def copy_as_input(self, owner: str, source_id: str, kind: str = "input") -> Record:
@@ -405,9 +436,8 @@ class Store:
                 thumb_bytes = thumbs.make_thumbnail(self.blobs.read(src.sha256), self.config.thumb_size)
             if not self.blobs.has(src.sha256):
                 raise NotFound("the source image's original is missing", id=source_id)
-            self._materialize(record, thumb_bytes)
-            faults.point("copy.before_manifest")
-            self._log(owner, AddEvent(at=now_iso(), record=record))
+            self._materialize_or_discard(record, thumb_bytes, "copy.before_manifest")
+            self._log(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
         return record
 
     # --- trash, restore, purge, metadata -------------------------------------
@@ -421,7 +451,7 @@ class Store:
             at = now_iso()
             new = evolve(record, status="trash", trashed_at=at)
             self._move(record, new, point="trash")
-            self._log(owner, TrashEvent(at=at, id=rid))
+            self._log(owner, TrashEvent(at=at, id=rid), undo=lambda: self._move(new, record, point="trash.undo"))
         return new
 
     def restore(self, owner: str, rid: str, kind: str | None = None) -> Record:
@@ -434,7 +464,7 @@ class Store:
             del quota_usage
             new = evolve(record, status="active", trashed_at=None)
             self._move(record, new, point="restore")
-            self._log(owner, RestoreEvent(at=now_iso(), id=rid))
+            self._log(owner, RestoreEvent(at=now_iso(), id=rid), undo=lambda: self._move(new, record, point="restore.undo"))
         return new
 
     def _move(self, old: Record, new: Record, point: str) -> None:
@@ -529,7 +559,13 @@ class Store:
                 point="sidecar.write",
             )
             faults.point("meta.after_sidecar")
-            self._log(owner, MetaEvent(at=now_iso(), id=rid, tags=changes.get("tags"), favorite=changes.get("favorite")))
+            self._log(
+                owner,
+                MetaEvent(at=now_iso(), id=rid, tags=changes.get("tags"), favorite=changes.get("favorite")),
+                undo=lambda: write_file(
+                    self.layout.sidecar_path(record), encode_record(record), self.layout.tmp, fsync=self.config.fsync
+                ),
+            )
         return new
 
     # --- rebuilding from sidecars --------------------------------------------
