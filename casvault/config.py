@@ -10,6 +10,8 @@ from typing import Any, Mapping
 from .errors import ConfigError
 
 LINK_MODES = ("auto", "hardlink", "symlink", "copy")
+BLOB_BACKENDS = ("", "file", "s3")
+INDEX_BACKENDS = ("", "manifest", "postgres")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class Config:
     dev: bool = False  # development mode: a missing secret is generated, not an error
     fsync: bool = True
     comfy_input_dir: str = ""  # ComfyUI's input folder for staging; plain COMFY_INPUT_DIR is read too
+    blob_backend: str = ""  # "file" or "s3"; empty: what casvault.json says (default file)
+    index_backend: str = ""  # "manifest" or "postgres"; empty: what casvault.json says (default manifest)
+    s3_bucket: str = ""
+    s3_endpoint: str = ""  # e.g. http://127.0.0.1:9000 for MinIO; empty: AWS
+    s3_prefix: str = ""
+    pg_dsn: str = ""  # libpq connection string; a password is better kept in PGPASSWORD or ~/.pgpass
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +75,10 @@ class Config:
         """Raise ConfigError if a value is out of range."""
         if self.link_mode not in LINK_MODES:
             raise ConfigError(f"CASVAULT_LINK_MODE must be one of {', '.join(LINK_MODES)}, not {self.link_mode!r}")
+        if self.blob_backend not in BLOB_BACKENDS:
+            raise ConfigError(f"CASVAULT_BLOB_BACKEND must be file or s3, not {self.blob_backend!r}")
+        if self.index_backend not in INDEX_BACKENDS:
+            raise ConfigError(f"CASVAULT_INDEX_BACKEND must be manifest or postgres, not {self.index_backend!r}")
         if not 16 <= self.thumb_size <= 2048:
             raise ConfigError(f"CASVAULT_THUMB_SIZE must be between 16 and 2048, not {self.thumb_size}")
         for name in ("max_upload_bytes", "max_pixels"):

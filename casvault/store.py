@@ -22,6 +22,7 @@ import msgspec
 
 from . import comfy, faults, quota, thumbs
 from .atomic import fsync_dir, remove, storage_error, write_file
+from .backends import blob_spec, index_spec, open_blob_store, open_record_index
 from .blobs import FileBlobStore, blake3_digest, digest
 from .config import Config
 from .errors import CasvaultError, Conflict, InvalidInput, NotFound
@@ -84,7 +85,11 @@ class Store:
         self.format = meta["format"]
         self.link_mode = meta["link_mode"]
         self.layout = Layout(root, meta.get("partition_tz", "UTC"))
-        self.blobs = FileBlobStore(root, self.layout.tmp, fsync=config.fsync)
+        self.blobs = open_blob_store(blob_spec(config, meta), root, self.layout.tmp, fsync=config.fsync)
+        # NOTE: with the PostgreSQL index, get/list/usage read from it; writes
+        # still go to sidecars and manifests and are applied to it under the
+        # user's lock (see _log). None means the manifest index.
+        self.record_index = open_record_index(index_spec(config, meta))
         self.locks = Locks(self.layout.locks)
         self._indexes: dict[str, UserIndex] = {}
         self._mutex = threading.Lock()
@@ -165,7 +170,10 @@ class Store:
         """The record ``rid`` of ``owner``; raises NotFound (also for another kind)."""
         if not is_id(rid):
             raise NotFound("no such image", id=str(rid)[:64])
-        record = self.index(owner).get(rid)
+        if self.record_index is not None:
+            record = self.record_index.get(check_user_id(owner), rid)
+        else:
+            record = self.index(owner).get(rid)
         if record is None or (kind is not None and record.kind != kind):
             raise NotFound("no such image", id=rid)
         return record
@@ -182,6 +190,8 @@ class Store:
 
     def list(self, owner: str, query: Query):
         """One page of ``owner``'s records (see :class:`Query`)."""
+        if self.record_index is not None:
+            return self.record_index.query(check_user_id(owner), query)
         return self.index(owner).query(query)
 
     def recent(self, n: int | None = None, include: str = "active") -> list[Record]:
@@ -203,6 +213,8 @@ class Store:
 
     def usage(self, owner: str) -> quota.Usage:
         """What ``owner`` holds now."""
+        if self.record_index is not None:
+            return self.record_index.usage(check_user_id(owner))
         return self.index(owner).usage()
 
     def day_bounds(self, from_date: str | None, to_date: str | None) -> tuple[str | None, str | None]:
@@ -224,6 +236,14 @@ class Store:
     def read_original(self, record: Record) -> bytes:
         """The original bytes of a record (from its blob)."""
         return self.blobs.read(record.sha256)
+
+    def original_url(self, record: Record, expires: int = 3600) -> str | None:
+        """A presigned URL of the original when blobs live in S3; None for local blobs."""
+        presign = getattr(self.blobs, "presigned_url", None)
+        if presign is None:
+            return None
+        filename = f"{record.id}.{record.ext}"
+        return presign(record.sha256, expires=expires, filename=filename, content_type=record.mime)
 
     # --- ingest -------------------------------------------------------------
 
@@ -374,6 +394,10 @@ class Store:
 
     def project(self, record: Record, dest: Path) -> str:
         """Place the projection of a record's blob at ``dest``; returns the link mode used."""
+        if not isinstance(self.blobs, FileBlobStore):
+            # NOTE: remote blobs have no local file to link to; the original is
+            # served by a presigned redirect (original_url), the thumbnail stays local.
+            return "remote"
         return project_view(
             self.blobs.path(record.sha256),
             dest,
@@ -398,6 +422,8 @@ class Store:
                     pass  # NOTE: what the undo could not take back, fsck --repair settles from the sidecar
             raise
         self.index(owner).apply_local()
+        if self.record_index is not None:
+            self.record_index.sync(owner, self.manifest(owner))
 
     def copy_as_input(self, owner: str, source_id: str, kind: str = "input") -> Record:
         """A new input (or control) record on the blob of one of ``owner``'s images.

@@ -1,0 +1,458 @@
+"""The record index in PostgreSQL (psycopg 3), fed from the manifests.
+
+The manifests stay the durable log; this index is derived from them. Each
+user's manifest is applied from the byte offset recorded in
+``casvault.manifest_offsets`` (with the file's inode: a rewritten manifest is
+reloaded from the start), in the same transaction as the rows it changes, so
+a sync is atomic and a rerun reads only the tail. Listings answer with the
+same pages and the same cursors as :class:`casvault.index.UserIndex`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Iterable, Iterator, Mapping
+
+from ..errors import ConfigError, InvalidInput, StorageError
+from ..index import INCLUDES, Page, Query, decode_cursor, encode_cursor
+from ..manifest import Manifest
+from ..quota import Usage
+from ..records import (
+    AddEvent,
+    Event,
+    MetaEvent,
+    MoveEvent,
+    PurgeEvent,
+    Record,
+    RestoreEvent,
+    TrashEvent,
+    decode_record,
+    encode_record,
+    evolve,
+)
+
+try:
+    import psycopg
+except ModuleNotFoundError:  # pragma: no cover - the postgres extra is not installed
+    psycopg = None
+
+SCHEMA_VERSION = 1
+# NOTE: one advisory lock key serialises schema creation across processes
+# (concurrent CREATE ... IF NOT EXISTS can still collide in the catalog).
+SCHEMA_LOCK = 0x636173766C74
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS casvault;
+CREATE TABLE IF NOT EXISTS casvault.records (
+    owner        text COLLATE "C" NOT NULL,
+    id           text COLLATE "C" NOT NULL,
+    kind         text NOT NULL,
+    status       text NOT NULL,
+    created_at   timestamptz NOT NULL,
+    sha256       text NOT NULL,
+    bytes        bigint NOT NULL,
+    tags         text[] NOT NULL DEFAULT '{}',
+    favorite     boolean NOT NULL DEFAULT false,
+    workflow_id  text,
+    aspect_ratio text,
+    prompt       text,
+    prompt_lower text,
+    record       jsonb NOT NULL,
+    prompt_tsv   tsvector GENERATED ALWAYS AS (to_tsvector('simple', coalesce(prompt, ''))) STORED,
+    PRIMARY KEY (owner, id)
+);
+CREATE INDEX IF NOT EXISTS records_listing
+    ON casvault.records (owner, kind, status, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS records_owner_time ON casvault.records (owner, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS records_tags ON casvault.records USING gin (tags);
+CREATE INDEX IF NOT EXISTS records_prompt_tsv ON casvault.records USING gin (prompt_tsv);
+CREATE INDEX IF NOT EXISTS records_workflow ON casvault.records (workflow_id);
+CREATE INDEX IF NOT EXISTS records_id ON casvault.records (id);
+CREATE INDEX IF NOT EXISTS records_sha256 ON casvault.records (sha256);
+CREATE TABLE IF NOT EXISTS casvault.manifest_offsets (
+    owner      text COLLATE "C" PRIMARY KEY,
+    inode      bigint NOT NULL,
+    "offset"   bigint NOT NULL,
+    events     bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS casvault.schema_version (version integer NOT NULL);
+"""
+
+# NOTE: `q` means "every word is a substring of the prompt, ignoring case",
+# exactly as in the manifest index ("cat" finds "concatenate"). Word-based
+# full-text search (prompt_tsv) cannot find substrings, so the filter runs on
+# prompt_lower (lowered by Python, as the manifest index does; PostgreSQL's
+# lower() differs outside ASCII under the C locale) with a trigram index.
+TRIGRAM_SQL = """
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX IF NOT EXISTS records_prompt_trgm ON casvault.records USING gin (prompt_lower gin_trgm_ops);
+"""
+
+UPSERT_SQL = """
+INSERT INTO casvault.records (owner, id, kind, status, created_at, sha256, bytes, tags, favorite,
+                              workflow_id, aspect_ratio, prompt, prompt_lower, record)
+VALUES (%s, %s, %s, %s, %s::timestamptz, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
+ON CONFLICT (owner, id) DO UPDATE SET
+    kind = excluded.kind, status = excluded.status, created_at = excluded.created_at,
+    sha256 = excluded.sha256, bytes = excluded.bytes, tags = excluded.tags, favorite = excluded.favorite,
+    workflow_id = excluded.workflow_id, aspect_ratio = excluded.aspect_ratio, prompt = excluded.prompt,
+    prompt_lower = excluded.prompt_lower, record = excluded.record
+"""
+
+
+def fold(owner: str, events: Iterable[Event], current: Mapping[str, Record]) -> dict[str, Record | None]:
+    """The records that ``events`` change, given the ``current`` ones (None: removed).
+
+    Mirrors :meth:`casvault.index.UserIndex._apply`, so both indexes agree.
+    """
+    changed: dict[str, Record | None] = {}
+
+    def look(rid: str) -> Record | None:
+        return changed[rid] if rid in changed else current.get(rid)
+
+    for event in events:
+        if isinstance(event, AddEvent):
+            changed[event.record.id] = event.record
+        elif isinstance(event, (TrashEvent, RestoreEvent)):
+            record = look(event.id)
+            status = "trash" if isinstance(event, TrashEvent) else "active"
+            if record is not None and record.status != status:
+                changed[event.id] = evolve(
+                    record, status=status, trashed_at=event.at if status == "trash" else None
+                )
+        elif isinstance(event, PurgeEvent):
+            changed[event.id] = None
+        elif isinstance(event, MetaEvent):
+            record = look(event.id)
+            if record is not None:
+                changes: dict[str, Any] = {}
+                if event.tags is not None:
+                    changes["tags"] = event.tags
+                if event.favorite is not None:
+                    changes["favorite"] = event.favorite
+                changed[event.id] = evolve(record, **changes)
+        elif isinstance(event, MoveEvent):
+            if event.record is not None and event.owner_to == owner:
+                changed[event.id] = event.record
+            else:
+                changed[event.id] = None
+    return changed
+
+
+def _row(owner: str, record: Record) -> tuple[Any, ...]:
+    prompt = getattr(record, "prompt", None)
+    return (
+        owner,
+        record.id,
+        record.kind,
+        record.status,
+        record.created_at,
+        record.sha256,
+        record.bytes,
+        list(record.tags),
+        bool(record.favorite),
+        getattr(record, "workflow_id", None),
+        getattr(record, "aspect_ratio", None),
+        prompt,
+        prompt.lower() if prompt is not None else None,
+        encode_record(record).decode(),
+    )
+
+
+def _time(value: str, field: str) -> str:
+    """An ISO time checked before PostgreSQL sees it; raises InvalidInput."""
+    try:
+        datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{field} is not valid", field=field) from None
+    return value
+
+
+def _like(word: str) -> str:
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class PostgresIndex:
+    """Every user's records in one PostgreSQL table, kept in step with the manifests."""
+
+    def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
+        if psycopg is None:
+            raise ConfigError("the PostgreSQL index needs psycopg: pip install 'casvault[postgres]'")
+        if not dsn:
+            raise ConfigError("the PostgreSQL index needs a DSN (CASVAULT_PG_DSN)")
+        self.dsn = dsn
+        self.connect_timeout = connect_timeout
+        self.trigram = False
+        self._conn: Any = None
+        self._pid = 0
+        self._lock = threading.RLock()
+        self._schema_ready = False
+
+    def __repr__(self) -> str:
+        return "PostgresIndex()"
+
+    # --- connection -----------------------------------------------------------
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """This process's connection (one per process, shared by its threads under a lock).
+
+        Raises StorageError when PostgreSQL cannot be reached or fails.
+        """
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed or self._pid != os.getpid():
+                    # NOTE: a connection inherited across fork() belongs to the
+                    # parent; the child opens its own and leaves that one alone.
+                    self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout)
+                    self._pid = os.getpid()
+                yield self._conn
+            except psycopg.OperationalError as exc:
+                self._drop_connection()
+                raise StorageError(f"PostgreSQL is not reachable: {_first_line(exc)}") from exc
+            except psycopg.Error as exc:
+                raise StorageError(f"PostgreSQL failed: {_first_line(exc)}") from exc
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pid == os.getpid():
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+    def close(self) -> None:
+        """Close this process's connection."""
+        with self._lock:
+            self._drop_connection()
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes if missing (idempotent, safe to race)."""
+        with self.connection() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                conn.execute(SCHEMA_SQL)
+                if conn.execute("SELECT count(*) FROM casvault.schema_version").fetchone()[0] == 0:
+                    conn.execute("INSERT INTO casvault.schema_version VALUES (%s)", (SCHEMA_VERSION,))
+                try:
+                    with conn.transaction():
+                        conn.execute(TRIGRAM_SQL)
+                    self.trigram = True
+                except psycopg.Error:
+                    # NOTE: without pg_trgm (not installed, or no right to create
+                    # it) the prompt filter still works, by scanning the owner's rows.
+                    self.trigram = False
+        self._schema_ready = True
+
+    def _ready(self) -> None:
+        if not self._schema_ready:
+            self.create_schema()
+
+    # --- writing --------------------------------------------------------------
+
+    def _apply(self, conn: Any, owner: str, events: list[Event]) -> None:
+        touched = sorted({e.id for e in events if not isinstance(e, AddEvent)})
+        current: dict[str, Record] = {}
+        if touched:
+            rows = conn.execute(
+                "SELECT record::text FROM casvault.records WHERE owner = %s AND id = ANY(%s)", (owner, touched)
+            ).fetchall()
+            for (text,) in rows:
+                record = decode_record(text.encode())
+                current[record.id] = record
+        changed = fold(owner, events, current)
+        gone = [rid for rid, record in changed.items() if record is None]
+        kept = [_row(owner, record) for record in changed.values() if record is not None]
+        if gone:
+            conn.execute("DELETE FROM casvault.records WHERE owner = %s AND id = ANY(%s)", (owner, gone))
+        if kept:
+            with conn.cursor() as cur:
+                cur.executemany(UPSERT_SQL, kept)
+
+    def apply(self, owner: str, events: list[Event]) -> int:
+        """Apply manifest events of ``owner`` (idempotent: upsert by id); returns how many.
+
+        Does not move the recorded manifest offset; :meth:`sync` does both.
+        """
+        self._ready()
+        with self.connection() as conn, conn.transaction():
+            self._apply(conn, owner, events)
+        return len(events)
+
+    def sync(self, owner: str, manifest: Manifest) -> int:
+        """Apply what ``owner``'s manifest gained since the recorded offset; returns events applied.
+
+        A manifest with another inode or shorter than the offset was
+        rewritten: the owner's rows are reloaded from its start. A missing
+        manifest empties the owner. Raises ManifestCorrupt, StorageError.
+        """
+        self._ready()
+        with self.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("casvault.owner:" + owner,))
+            row = conn.execute(
+                'SELECT inode, "offset" FROM casvault.manifest_offsets WHERE owner = %s', (owner,)
+            ).fetchone()
+            try:
+                st = os.stat(manifest.path)
+            except FileNotFoundError:
+                if row is not None:
+                    conn.execute("DELETE FROM casvault.records WHERE owner = %s", (owner,))
+                    conn.execute("DELETE FROM casvault.manifest_offsets WHERE owner = %s", (owner,))
+                return 0
+            offset = 0
+            if row is None or row[0] != st.st_ino or st.st_size < row[1]:
+                conn.execute("DELETE FROM casvault.records WHERE owner = %s", (owner,))
+            else:
+                offset = row[1]
+                if st.st_size == offset:
+                    return 0
+            chunk = manifest.read(offset)
+            if chunk.events:
+                self._apply(conn, owner, chunk.events)
+            conn.execute(
+                """
+                INSERT INTO casvault.manifest_offsets (owner, inode, "offset", events)
+                VALUES (%s, %s, %s, %s)
+                ON CONFLICT (owner) DO UPDATE SET inode = excluded.inode, "offset" = excluded."offset",
+                    events = CASE WHEN %s THEN 0 ELSE casvault.manifest_offsets.events END + excluded.events,
+                    updated_at = now()
+                """,
+                (owner, st.st_ino, chunk.offset, len(chunk.events), offset == 0),
+            )
+            return len(chunk.events)
+
+    def offsets(self) -> dict[str, tuple[int, int]]:
+        """Recorded (inode, offset) per owner."""
+        self._ready()
+        with self.connection() as conn:
+            rows = conn.execute('SELECT owner, inode, "offset" FROM casvault.manifest_offsets').fetchall()
+        return {owner: (inode, offset) for owner, inode, offset in rows}
+
+    def offset(self, owner: str) -> int:
+        """How far ``owner``'s manifest has been applied (bytes; 0 when never)."""
+        self._ready()
+        with self.connection() as conn:
+            row = conn.execute('SELECT "offset" FROM casvault.manifest_offsets WHERE owner = %s', (owner,)).fetchone()
+        return row[0] if row else 0
+
+    # --- reading --------------------------------------------------------------
+
+    def get(self, owner: str, rid: str) -> Record | None:
+        """The record ``rid`` of ``owner``, or None."""
+        self._ready()
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT record::text FROM casvault.records WHERE owner = %s AND id = %s", (owner, rid)
+            ).fetchone()
+        return decode_record(row[0].encode()) if row else None
+
+    def find(self, rid: str) -> Record | None:
+        """A record by id across all owners, or None."""
+        self._ready()
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT record::text FROM casvault.records WHERE id = %s ORDER BY owner LIMIT 1", (rid,)
+            ).fetchone()
+        return decode_record(row[0].encode()) if row else None
+
+    def usage(self, owner: str) -> Usage:
+        """Counts and logical bytes of ``owner``, trash included."""
+        self._ready()
+        with self.connection() as conn:
+            count, total, trash_count, trash_bytes = conn.execute(
+                """
+                SELECT count(*), coalesce(sum(bytes), 0),
+                       count(*) FILTER (WHERE status = 'trash'),
+                       coalesce(sum(bytes) FILTER (WHERE status = 'trash'), 0)
+                FROM casvault.records WHERE owner = %s
+                """,
+                (owner,),
+            ).fetchone()
+        return Usage(count=count, bytes=int(total), trash_count=trash_count, trash_bytes=int(trash_bytes))
+
+    def users(self) -> list[str]:
+        """Every owner with records or a synced manifest."""
+        self._ready()
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT owner FROM casvault.manifest_offsets UNION SELECT DISTINCT owner FROM casvault.records"
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def states(self, owner: str) -> dict[str, tuple[str, str, str]]:
+        """id → (kind, status, sha256) of every record of ``owner`` (for verification)."""
+        self._ready()
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, kind, status, sha256 FROM casvault.records WHERE owner = %s", (owner,)
+            ).fetchall()
+        return {rid: (kind, status, sha) for rid, kind, status, sha in rows}
+
+    def digests(self) -> set[str]:
+        """Every sha256 referenced by a record (active or trash)."""
+        self._ready()
+        with self.connection() as conn:
+            return {r[0] for r in conn.execute("SELECT DISTINCT sha256 FROM casvault.records").fetchall()}
+
+    def query(self, owner: str, q: Query) -> Page:
+        """One page of ``owner``'s listing, newest first: the manifest index's pages and cursors.
+
+        Raises InvalidInput for a bad include or cursor, StorageError.
+        """
+        if q.include not in INCLUDES:
+            raise InvalidInput("include must be active, trash or all", field="include")
+        where = ["owner = %s", "kind = %s"]
+        args: list[Any] = [owner, q.kind]
+        if q.include != "all":
+            where.append("status = %s")
+            args.append(q.include)
+        if q.created_from is not None:
+            where.append("created_at >= %s::timestamptz")
+            args.append(_time(q.created_from, "from_date"))
+        if q.created_before is not None:
+            where.append("created_at < %s::timestamptz")
+            args.append(_time(q.created_before, "to_date"))
+        if q.favorite:
+            where.append("favorite")
+        if q.tag is not None:
+            where.append("tags @> ARRAY[%s]::text[]")
+            args.append(q.tag)
+        if q.aspect_ratio is not None:
+            where.append("aspect_ratio = %s")
+            args.append(q.aspect_ratio)
+        if q.workflow_id is not None:
+            where.append("workflow_id = %s")
+            args.append(q.workflow_id)
+        for word in q.words:
+            where.append("prompt_lower LIKE %s")
+            args.append(_like(word.lower()))
+        page_where, page_args = list(where), list(args)
+        skip = (q.page - 1) * q.size
+        if q.cursor:
+            created_at, rid = decode_cursor(q.cursor)
+            page_where.append("(created_at, id) < (%s::timestamptz, %s)")
+            page_args += [_time(created_at, "cursor"), rid]
+            skip = 0
+        self._ready()
+        with self.connection() as conn:
+            total = conn.execute(
+                "SELECT count(*) FROM casvault.records WHERE " + " AND ".join(where), args
+            ).fetchone()[0]
+            rows = conn.execute(
+                "SELECT record::text FROM casvault.records WHERE " + " AND ".join(page_where)
+                + " ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+                page_args + [q.size + 1, skip],
+            ).fetchall()
+        items = [decode_record(text.encode()) for (text,) in rows[: q.size]]
+        more = len(rows) > q.size
+        last = items[-1] if items else None
+        next_cursor = encode_cursor((last.created_at, last.id)) if more and last is not None else None
+        return Page(items, total, next_cursor)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
