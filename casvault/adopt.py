@@ -1,0 +1,315 @@
+"""Adoption: turn plain files dropped into ``outputs/users/...`` into records, in place.
+
+An older app (or any other program) writes ``<name>.png`` and maybe a
+``<name>.json`` with its own fields straight into a user's day folder.
+Adopting one file hashes it, stores the blob, writes a proper sidecar
+(keeping the old JSON's prompt, seed, workflow_id, aspect_ratio, created_at,
+tags), replaces the file with a projection at the record's path, makes the
+thumbnail, appends the manifest line, and only then removes the plain file
+and the old JSON.
+
+Idempotent by construction: the id is the old one when it is 32 hex, else
+derived from (owner, path, content), so a rerun after a crash finds the
+half-made record and finishes it; a plain file is removed only after its
+record is durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import msgspec
+
+from . import thumbs
+from .atomic import fsync_dir, remove, write_file
+from .blobs import blake3_digest, digest
+from .errors import CasvaultError, InvalidInput, ManifestCorrupt
+from .layout import normalize_time
+from .records import RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, encode_record, now_iso
+from .store import Store, _fill_from_comfy
+from .validate import FIELD_MAX_LEN, check_image, check_tags, check_text, is_id, is_user_id
+
+IMAGE_EXTS = ("png", "jpg", "webp")
+KIND_OF_DIR = {"controls": "control", "inputs": "input"}
+LEGACY_FIELDS = ("prompt", "negative_prompt", "seed", "workflow_id", "aspect_ratio", "created_at", "tags")
+
+_dict_decoder = msgspec.json.Decoder(dict)
+
+Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
+
+
+@dataclass
+class Adopted:
+    """What happened to one plain file."""
+
+    path: str
+    status: str  # "adopted", "resumed" (finished after a crash), "skipped" (ours already), "failed"
+    id: str | None = None
+    owner: str | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class AdoptReport:
+    """The outcome of adopting a tree."""
+
+    items: list[Adopted] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        """How many files ended with ``status``."""
+        return sum(1 for i in self.items if i.status == status)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return {
+            "adopted": self.count("adopted"),
+            "resumed": self.count("resumed"),
+            "skipped": self.count("skipped"),
+            "failed": self.count("failed"),
+            "items": [i.as_dict() for i in self.items],
+        }
+
+
+def read_sidecar(path: Path) -> Record | None:
+    """The record in a sidecar file, or None when missing or not one of ours."""
+    try:
+        return decode_record(path.read_bytes())
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def is_plain(path: Path) -> bool:
+    """True for a file a program dropped into outputs/ that is not one of our own files.
+
+    Ours are sidecars, temps (``.name.tmp``), thumbnails and ``<id>.<ext>``
+    projections next to a sidecar of the same id.
+    """
+    name = path.name
+    if name.startswith(".") or name.endswith((".tmp", ".json")) or path.parent.name == "thumb":
+        return False
+    stem, _, ext = name.rpartition(".")
+    if is_id(stem) and ext in IMAGE_EXTS and read_sidecar(path.with_name(stem + ".json")) is not None:
+        return False
+    return True
+
+
+def candidates(store: Store, owners: Iterable[str] | None = None) -> Iterator[Path]:
+    """Plain files under ``outputs/users/<owner>/`` (every user when ``owners`` is None)."""
+    base = store.layout.outputs / "users"
+    if owners is None:
+        try:
+            owners = sorted(e.name for e in os.scandir(base) if e.is_dir() and is_user_id(e.name))
+        except FileNotFoundError:
+            return
+    for owner in owners:
+        for dirpath, dirnames, filenames in os.walk(base / owner):
+            dirnames[:] = sorted(d for d in dirnames if d != "thumb")
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if is_plain(path):
+                    yield path
+
+
+def derived_id(owner: str, rel: str, sha256: str) -> str:
+    """A stable record id for a plain file: the same file at the same place gives the same id."""
+    h = hashlib.sha256(f"{owner}\0{rel}\0{sha256}".encode()).digest()
+    return uuid.UUID(bytes=h[:16], version=4).hex
+
+
+def _legacy(path: Path) -> tuple[Path | None, dict[str, Any]]:
+    """The old app's JSON beside ``path`` (not one of our sidecars), parsed; {} when absent or bad."""
+    old = path.with_suffix(".json")
+    try:
+        data = _dict_decoder.decode(old.read_bytes())
+    except FileNotFoundError:
+        return None, {}
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return old, {}
+    if read_sidecar(old) is not None:
+        return None, {}
+    return old, data
+
+
+def _legacy_fields(kind: str, legacy: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The old JSON's fields that pass our checks, and the rest (kept in ``source``)."""
+    fields: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, value in legacy.items():
+        try:
+            if key in ("prompt", "negative_prompt", "workflow_id", "aspect_ratio") and kind == "generated":
+                limit = {"workflow_id": 200, "aspect_ratio": 20}.get(key, FIELD_MAX_LEN)
+                fields[key] = check_text(None if value is None else str(value), key, limit)
+            elif key == "seed" and kind == "generated":
+                seed = None if value in (None, "") else int(value)
+                if seed is not None and not -(2**63) <= seed < 2**64:
+                    raise ValueError(seed)
+                fields["seed"] = seed
+            elif key == "tags":
+                fields["tags"] = check_tags(value)
+            elif key == "created_at":
+                fields["created_at"] = normalize_time(str(value))
+            elif key not in ("id", "owner", "sha256", "bytes", "mime", "status", "thumb", "kind"):
+                rest[key] = value
+        except (InvalidInput, ValueError, TypeError):
+            rest[key] = value
+    return fields, rest
+
+
+def adopt_file(store: Store, path: Path, *, locked: bool = False) -> Adopted:
+    """Adopt one plain file under ``outputs/users/<owner>/``; safe to call again after a crash.
+
+    ``locked``: the caller already holds the owner's lock (fsck). Never
+    raises for a bad file: the result says ``failed`` with the reason and
+    the file is left where it was.
+    """
+    users_dir = store.layout.outputs / "users"
+    try:
+        rel = path.relative_to(users_dir)
+    except ValueError:
+        return Adopted(str(path), "failed", reason="not under outputs/users/")
+    owner = rel.parts[0]
+    if not is_user_id(owner) or len(rel.parts) < 2:
+        return Adopted(str(path), "failed", reason="not inside a user's folder")
+    kind = KIND_OF_DIR.get(rel.parts[1], "generated") if len(rel.parts) > 2 else "generated"
+    try:
+        if locked:
+            return _adopt(store, path, owner, kind, rel.as_posix(), locked)
+        with store.locks.user(owner):
+            return _adopt(store, path, owner, kind, rel.as_posix(), locked)
+    except FileNotFoundError:
+        return Adopted(str(path), "failed", owner=owner, reason="the file disappeared")
+    except CasvaultError as exc:
+        return Adopted(str(path), "failed", owner=owner, reason=exc.message)
+    except OSError as exc:
+        return Adopted(str(path), "failed", owner=owner, reason=f"I/O error: {exc.strerror or exc}")
+
+
+def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bool) -> Adopted:
+    if not is_plain(path):
+        return Adopted(str(path), "skipped", owner=owner, reason="already adopted")
+    data = path.read_bytes()
+    mtime = path.stat().st_mtime
+    cfg = store.config
+    info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels, keep=True)
+    old_json, legacy = _legacy(path)
+    fields, rest = _legacy_fields(kind, legacy)
+    sha = digest(data)
+    stem = path.stem
+    rid = next((c for c in (legacy.get("id"), stem) if is_id(c)), None) or derived_id(owner, rel, sha)
+    created = fields.pop("created_at", None) or normalize_time(datetime.fromtimestamp(mtime, timezone.utc))
+    tags = fields.pop("tags", [])
+    record = _build(store, data, info, kind, rid, owner, created, tags, fields, path.name, rel, rest)
+    existing = _existing(store, record)
+    if existing is not None and existing.sha256 != sha:
+        # NOTE: the id is taken by a different image (an old app reusing a
+        # name); the derived id includes the content, so it cannot clash.
+        record = _build(store, data, info, kind, derived_id(owner, rel, sha), owner, created, tags, fields,
+                        path.name, rel, rest)
+        existing = _existing(store, record)
+    status = "adopted"
+    if existing is not None:
+        record, status = existing, "resumed"
+    store.blobs.put(data, sha)
+    image, sidecar, thumb = store.layout.paths(record)
+    if existing is None:
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        write_file(sidecar, encode_record(record), store.layout.tmp, fsync=cfg.fsync)
+    store.project(record, image)
+    if record.thumb and not thumb.exists():
+        thumb.parent.mkdir(exist_ok=True)
+        assert info.image is not None
+        write_file(thumb, thumbs.make_thumbnail(info.image, cfg.thumb_size, cfg.thumb_quality), store.layout.tmp,
+                   fsync=cfg.fsync)
+    if not _logged(store, owner, record.id, locked):
+        store.manifest(owner).append(AddEvent(at=now_iso(), record=record))
+    if path != image:
+        remove(path)
+    if old_json is not None and old_json != sidecar:
+        remove(old_json)
+    if cfg.fsync:
+        fsync_dir(path.parent)
+    return Adopted(str(path), status, id=record.id, owner=owner)
+
+
+def _build(
+    store: Store, data: bytes, info: Any, kind: str, rid: str, owner: str, created: str, tags: list[str],
+    fields: dict[str, Any], filename: str, rel: str, rest: dict[str, Any],
+) -> Record:
+    source: dict[str, Any] = {}
+    if kind == "generated":
+        fields = {k: fields.get(k) for k in ("workflow_id", "aspect_ratio", "seed", "prompt", "negative_prompt")}
+        if info.ext == "png":
+            fields, comfy_source = _fill_from_comfy(data, fields)
+            source.update(comfy_source or {})
+    else:
+        fields = {}
+    source["adopted_from"] = rel
+    if rest:
+        source["legacy"] = rest
+    return RECORD_TYPES[kind](
+        id=rid,
+        owner=owner,
+        original_filename=filename,
+        mime=info.mime,
+        bytes=len(data),
+        sha256=digest(data),
+        created_at=created,
+        status="active",
+        thumb=f"thumb/{rid}.{thumbs.THUMB_EXT}",
+        tags=tags,
+        width=info.width,
+        height=info.height,
+        blake3=blake3_digest(data),
+        source=source,
+        **fields,
+    )
+
+
+def _logged(store: Store, owner: str, rid: str, locked: bool) -> bool:
+    """True when the owner's manifest already holds the record."""
+    if not locked:
+        return store.index(owner).get(rid) is not None
+    # NOTE: under the caller's lock (fsck) the index is not used: loading it
+    # over a damaged manifest would rebuild it, which takes the lock again.
+    try:
+        events = store.manifest(owner).read().events
+    except ManifestCorrupt:
+        return False
+    present = False
+    for event in events:
+        record = getattr(event, "record", None)
+        if record is not None:
+            if record.id == rid and record.owner == owner:
+                present = True
+        elif isinstance(event, (PurgeEvent, MoveEvent)) and event.id == rid:
+            present = False
+    return present
+
+
+def _existing(store: Store, record: Record) -> Record | None:
+    """A record with this id already written for the owner (either place), from its sidecar."""
+    for trashed in (False, True):
+        found = read_sidecar(store.layout.sidecar_path(record, trashed))
+        if found is not None and found.id == record.id:
+            return found
+    return None
+
+
+def adopt_tree(store: Store, owners: Iterable[str] | None = None, *, progress: Progress | None = None) -> AdoptReport:
+    """Adopt every plain file under outputs/users (or the given owners' folders)."""
+    paths = list(candidates(store, owners))
+    report = AdoptReport()
+    items: Iterable[Path] = progress(paths, len(paths), "adopting") if progress else paths
+    for path in items:
+        report.items.append(adopt_file(store, path))
+    return report

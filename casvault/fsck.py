@@ -1,0 +1,679 @@
+"""fsck: check every record against its blob, projection, thumbnail and manifest; repair.
+
+The sidecar is the truth for one record. For each user, under that user's
+lock, every file in ``outputs/users/<u>`` and ``trash/users/<u>`` is put in
+its place: sidecars, projections (``<id>.<ext>``), thumbnails, temps, plain
+files. Then each id is checked, and with ``repair`` fixed without losing
+data, in this order: finish a logged purge; move files to where the
+sidecar's status says (an interrupted trash or restore); bring a missing
+blob back from a projection holding its bytes, or move the sidecar to
+``quarantine/records/`` and report the record lost; re-create a missing
+projection or thumbnail from the blob; remove projections and thumbnails
+without a sidecar (their bytes are in a blob, or the file is adopted
+first). Last, the manifest is rebuilt from the sidecars when it disagrees
+with them, and stray temps are removed. Unfinished merges and gc runs are
+finished first.
+
+``scrub`` re-hashes the referenced blobs (blake3 recorded at ingest, sha256
+on demand); a damaged blob is quarantined, never deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import msgspec
+
+from .atomic import remove, write_file
+from .blobs import digest
+from .errors import CasvaultError, IntegrityError, NotFound
+from .records import (
+    AddEvent,
+    MetaEvent,
+    MoveEvent,
+    PurgeEvent,
+    Record,
+    RestoreEvent,
+    TrashEvent,
+    decode_event,
+    decode_events,
+    decode_record,
+    encode_record,
+    evolve,
+)
+from .store import Store
+from .validate import is_id
+
+TEMP_AGE = 3600.0  # tmp/ files younger than this may belong to a write in progress
+IMAGE_EXTS = ("png", "jpg", "webp")
+# The kinds of problem, in the order they are repaired within one user.
+KINDS = (
+    "merge_unfinished",
+    "gc_unfinished",
+    "bad_sidecar",
+    "duplicate_sidecar",
+    "purge_unfinished",
+    "misplaced",
+    "blob_damaged",
+    "blob_missing",
+    "projection_missing",
+    "projection_damaged",
+    "stray_projection",
+    "thumb_missing",
+    "orphan_projection",
+    "orphan_thumb",
+    "unadopted",
+    "manifest_corrupt",
+    "manifest_torn",
+    "manifest_missing",
+    "manifest_extra",
+    "manifest_stale",
+    "stray_temp",
+    "stray_file",
+)
+
+Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
+
+
+@dataclass
+class Problem:
+    """One thing found wrong, and whether it was repaired."""
+
+    kind: str
+    detail: str
+    user: str | None = None
+    id: str | None = None
+    path: str | None = None
+    repaired: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return {
+            "kind": self.kind, "user": self.user, "id": self.id, "path": self.path,
+            "detail": self.detail, "repaired": self.repaired,
+        }
+
+
+@dataclass
+class Report:
+    """What fsck found; ``remaining`` is the re-check after a repair."""
+
+    problems: list[Problem] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+    remaining: list[Problem] | None = None
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing is (left) wrong."""
+        return not (self.problems if self.remaining is None else self.remaining)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON: ``{"problems": [...], "checked": {...}, "clean": bool}``."""
+        data: dict[str, Any] = {
+            "clean": self.clean,
+            "problems": [p.as_dict() for p in self.problems],
+            "checked": self.checked,
+        }
+        if self.remaining is not None:
+            data["remaining"] = [p.as_dict() for p in self.remaining]
+        return data
+
+
+# --- reading what is there ----------------------------------------------------
+
+
+@dataclass
+class UserFiles:
+    """Every file of one user in outputs/ and trash/, sorted by what it is."""
+
+    sidecars: dict[str, list[Path]] = field(default_factory=dict)
+    images: dict[str, list[Path]] = field(default_factory=dict)
+    thumbs: dict[str, list[Path]] = field(default_factory=dict)
+    temps: list[Path] = field(default_factory=list)
+    plain: list[Path] = field(default_factory=list)
+    strays: list[Path] = field(default_factory=list)
+
+
+def scan_user(store: Store, owner: str) -> UserFiles:
+    """Sort every file under the user's outputs/ and trash/ folders."""
+    files = UserFiles()
+    legacy: list[Path] = []
+    for trashed in (False, True):
+        for dirpath, _dirnames, filenames in os.walk(store.layout.user_base(owner, trashed)):
+            folder = Path(dirpath)
+            for name in filenames:
+                path = folder / name
+                stem, _, ext = name.rpartition(".")
+                if name.startswith(".") and ext == "tmp":
+                    files.temps.append(path)
+                elif folder.name == "thumb":
+                    (files.thumbs.setdefault(stem, []) if is_id(stem) else files.strays).append(path)
+                elif is_id(stem) and ext == "json":
+                    files.sidecars.setdefault(stem, []).append(path)
+                elif is_id(stem) and ext in IMAGE_EXTS:
+                    files.images.setdefault(stem, []).append(path)
+                elif trashed:
+                    files.strays.append(path)
+                elif ext == "json":
+                    legacy.append(path)
+                else:
+                    files.plain.append(path)
+    plain_stems = {p.with_suffix("") for p in files.plain}
+    files.strays.extend(p for p in legacy if p.with_suffix("") not in plain_stems)
+    return files
+
+
+@dataclass
+class ManifestState:
+    """A manifest replayed: the records it says exist, purged ids, damage."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    purged: set[str] = field(default_factory=set)
+    bad_lines: list[int] = field(default_factory=list)
+    torn: bool = False
+
+
+def replay(path: Path, owner: str) -> ManifestState:
+    """Replay a manifest line by line, noting bad lines and a torn tail instead of failing."""
+    state = ManifestState()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return state
+    end = data.rfind(b"\n") + 1
+    state.torn = end < len(data)
+    body = data[:end]
+    try:
+        events = decode_events(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        events = []
+        for lineno, line in enumerate(body.split(b"\n")[:-1], 1):
+            try:
+                events.append(decode_event(line))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                state.bad_lines.append(lineno)
+    records = state.records
+    for event in events:
+        if isinstance(event, AddEvent):
+            records[event.record.id] = event.record
+        elif isinstance(event, (TrashEvent, RestoreEvent)):
+            rec = records.get(event.id)
+            if rec is not None:
+                trash = isinstance(event, TrashEvent)
+                records[event.id] = evolve(rec, status="trash" if trash else "active",
+                                           trashed_at=event.at if trash else None)
+        elif isinstance(event, PurgeEvent):
+            records.pop(event.id, None)
+            state.purged.add(event.id)
+        elif isinstance(event, MetaEvent):
+            rec = records.get(event.id)
+            if rec is not None:
+                changes: dict[str, Any] = {}
+                if event.tags is not None:
+                    changes["tags"] = event.tags
+                if event.favorite is not None:
+                    changes["favorite"] = event.favorite
+                records[event.id] = evolve(rec, **changes)
+        elif isinstance(event, MoveEvent):
+            if event.record is not None and event.owner_to == owner:
+                records[event.id] = event.record
+            else:
+                records.pop(event.id, None)
+    return state
+
+
+def _agrees(a: Record, b: Record) -> bool:
+    """True when the manifest's view of a record matches its sidecar in what readers use."""
+    return (a.kind, a.owner, a.status, a.sha256, a.created_at, a.tags, a.favorite, a.thumb) == (
+        b.kind, b.owner, b.status, b.sha256, b.created_at, b.tags, b.favorite, b.thumb
+    )
+
+
+def _read_record(path: Path) -> tuple[Record | None, bool]:
+    """(record, is_json_object) of a sidecar-named file."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None, False
+    try:
+        return decode_record(raw), True
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    try:
+        return None, isinstance(msgspec.json.decode(raw), dict)
+    except msgspec.DecodeError:
+        return None, False
+
+
+def _file_sha256(path: Path) -> str | None:
+    """sha256 of a regular file (not following a symlink); None when unreadable or a link."""
+    try:
+        if path.is_symlink():
+            return None
+        return digest(path.read_bytes())
+    except OSError:
+        return None
+
+
+# --- checking one user ---------------------------------------------------------
+
+
+class _UserCheck:
+    """Check (and repair) one user's files under that user's lock."""
+
+    def __init__(self, store: Store, owner: str, report: Report, repair: bool, only: set[str] | None) -> None:
+        self.store = store
+        self.layout = store.layout
+        self.owner = owner
+        self.report = report
+        self.repair = repair
+        self.only = only
+        self.changed = False  # a sidecar was removed or moved: the manifest must follow
+        self.records = 0
+
+    def want(self, kind: str) -> bool:
+        return self.only is None or kind in self.only
+
+    def problem(self, kind: str, detail: str, rid: str | None = None, path: Path | None = None) -> Problem | None:
+        """Record a problem; returns it when it should be repaired now."""
+        if not self.want(kind):
+            return None
+        p = Problem(kind, detail, self.owner, rid, str(path) if path else None)
+        self.report.problems.append(p)
+        return p if self.repair else None
+
+    def run(self) -> bool:
+        """Check every file; returns True when the manifest must be rebuilt (repair mode)."""
+        files = scan_user(self.store, self.owner)
+        state = replay(self.layout.manifest_path(self.owner), self.owner)
+        truth: dict[str, Record] = {}
+        legacy_ids: set[str] = set()
+        for rid in sorted(set(files.sidecars) | set(files.images) | set(files.thumbs)):
+            found = self._truth(rid, files, legacy_ids)
+            if found is None:
+                if rid not in legacy_ids:
+                    self._orphans(rid, files, state)
+                continue
+            record, at = found
+            if rid in state.purged:
+                fix = self.problem("purge_unfinished", "purged in the manifest, files still there", rid)
+                if fix:
+                    self.store.remove_files(record)
+                    fix.repaired = self.changed = True
+                    continue
+                if self.want("purge_unfinished"):
+                    continue
+            self.records += 1
+            if self._check_record(record, at, files):
+                truth[rid] = record
+        self._plain(files, legacy_ids)
+        for path in files.temps:
+            fix = self.problem("stray_temp", "temporary file left by an interrupted write", path=path)
+            if fix:
+                fix.repaired = True
+                remove(path)
+        for path in files.strays:
+            self.problem("stray_file", "a file casvault does not know (left alone)", path=path)
+        return self._manifest(state, truth)
+
+    def _truth(self, rid: str, files: UserFiles, legacy_ids: set[str]) -> tuple[Record, Path] | None:
+        """The record of ``rid`` and its sidecar's path; bad or duplicate sidecars are dealt with."""
+        valid: list[tuple[Path, Record]] = []
+        for path in files.sidecars.get(rid, []):
+            record, is_object = _read_record(path)
+            if record is not None and record.id == rid and record.owner == self.owner:
+                valid.append((path, record))
+                continue
+            if record is None and is_object and path.is_relative_to(self.layout.outputs):
+                legacy_ids.add(rid)  # an older app's JSON named like an id: adopted with its image
+                continue
+            why = "does not parse as a record" if record is None else f"names {record.owner}/{record.id}"
+            fix = self.problem("bad_sidecar", f"sidecar {why}; moved to quarantine/records", rid, path)
+            if fix:
+                fix.repaired = True
+                self._quarantine_sidecar(path)
+                self.changed = True
+        if not valid:
+            return None
+        valid.sort(key=lambda pr: pr[0] != self.layout.sidecar_path(pr[1]))
+        path, record = valid[0]
+        for other, _ in valid[1:]:
+            fix = self.problem("duplicate_sidecar", f"a second sidecar; {path} is kept", rid, other)
+            if fix:
+                fix.repaired = True
+                remove(other)
+        return record, path
+
+    def _check_record(self, record: Record, at: Path, files: UserFiles) -> bool:
+        """Check one record with a valid sidecar; False when it was found lost (and removed)."""
+        rid = record.id
+        layout = self.layout
+        image, sidecar, thumb = layout.paths(record)
+        if at != sidecar:
+            fix = self.problem("misplaced", f"status {record.status!r} but files are elsewhere", rid, at)
+            if fix:
+                self._move_home(record, at)
+                fix.repaired = self.changed = True
+            elif self.want("misplaced"):
+                return True
+        if not self._check_blob(record, files):
+            return False
+        self._check_projection(record, image)
+        for path in files.images.get(rid, []):
+            if path != image and os.path.lexists(path):
+                fix = self.problem("stray_projection", "a second projection of this record", rid, path)
+                if fix:
+                    fix.repaired = True
+                    remove(path)
+        if record.thumb and not thumb.is_file():
+            fix = self.problem("thumb_missing", "thumbnail missing", rid, thumb)
+            if fix:
+                from .thumbjob import write_thumbnail
+
+                write_thumbnail(self.store, record)
+                fix.repaired = True
+        for path in files.thumbs.get(rid, []):
+            if path != thumb and os.path.lexists(path):
+                fix = self.problem("orphan_thumb", "a thumbnail outside the record's folder", rid, path)
+                if fix:
+                    fix.repaired = True
+                    remove(path)
+        return True
+
+    def _move_home(self, record: Record, at: Path) -> None:
+        """Finish an interrupted trash/restore: image and thumb, then sidecar, to where the status says."""
+        image, sidecar, thumb = self.layout.paths(record)
+        sources = {at.parent, self.layout.record_dir(record, record.status != "trash")}
+        for folder in sources:
+            for src, dst in ((folder / image.name, image), (folder / (record.thumb or "thumb/-"), thumb)):
+                if src == dst or not os.path.lexists(src):
+                    continue
+                if os.path.lexists(dst):
+                    remove(src)
+                    continue
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        write_file(sidecar, encode_record(record), self.layout.tmp, fsync=self.store.config.fsync)
+        remove(at)
+
+    def _check_blob(self, record: Record, files: UserFiles) -> bool:
+        """The blob exists with the record's size, else is recovered from a projection or the record is lost."""
+        blobs = self.store.blobs
+        rid = record.id
+        path = blobs.path(record.sha256)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = None
+        if size == record.bytes:
+            return True
+        if size is not None:
+            fix = self.problem("blob_damaged", f"blob has {size} bytes, the record says {record.bytes}", rid, path)
+            if fix:
+                where = blobs.quarantine(record.sha256, "size mismatch")
+                fix.detail += f"; quarantined to {where}"
+                fix.repaired = True
+        source = next(
+            (p for p in files.images.get(rid, []) if _file_sha256(p) == record.sha256), None
+        )
+        if source is not None:
+            fix = self.problem("blob_missing", f"blob missing; its bytes are in {source.name}", rid, path)
+            if fix:
+                blobs.put(source.read_bytes(), record.sha256)
+                fix.repaired = True
+            return True
+        fix = self.problem("blob_missing", "blob missing and no projection holds its bytes: record lost", rid, path)
+        if fix:
+            for p in files.images.get(rid, []) + files.thumbs.get(rid, []):
+                remove(p)
+            for trashed in (False, True):
+                side = self.layout.sidecar_path(record, trashed)
+                if side.exists():
+                    self._quarantine_sidecar(side)
+            fix.detail += "; sidecar moved to quarantine/records"
+            fix.repaired = self.changed = True
+            return False
+        return True
+
+    def _check_projection(self, record: Record, image: Path) -> None:
+        blob = self.store.blobs.path(record.sha256)
+        if not image.exists():  # missing, or a dangling symlink
+            fix = self.problem("projection_missing", "projection missing", record.id, image)
+        else:
+            st = image.stat()
+            same = os.path.samefile(image, blob) if blob.exists() else False
+            if same or (st.st_size == record.bytes and not image.is_symlink()):
+                return
+            fix = self.problem("projection_damaged", f"projection has {st.st_size} bytes, not the blob's", record.id, image)
+        if fix:
+            if blob.exists():
+                self.store.project(record, image)
+                fix.repaired = True
+
+    def _orphans(self, rid: str, files: UserFiles, state: ManifestState) -> None:
+        """Projections and thumbnails of an id without a sidecar."""
+        for path in files.images.get(rid, []):
+            purged = rid in state.purged
+            sha = None if purged else _file_sha256(path)
+            if purged or sha is None or self.store.blobs.has(sha):
+                why = "purged" if purged else "its bytes are in a blob" if sha else "a link without a target"
+                fix = self.problem("orphan_projection", f"projection without a sidecar ({why}); removed", rid, path)
+                if fix:
+                    remove(path)
+                    fix.repaired = True
+                continue
+            if path.is_relative_to(self.layout.outputs):
+                fix = self.problem("orphan_projection", "projection without a sidecar or blob; adopted", rid, path)
+                if fix:
+                    from .adopt import adopt_file
+
+                    result = adopt_file(self.store, path, locked=True)
+                    fix.repaired = result.status != "failed"
+                    fix.detail += f" ({result.status}{': ' + result.reason if result.reason else ''})"
+                    self.changed = True
+                continue
+            fix = self.problem("orphan_projection", "trashed projection without a sidecar; bytes kept as a blob", rid, path)
+            if fix:
+                self.store.blobs.put(path.read_bytes(), sha)
+                remove(path)
+                fix.repaired = True
+        for path in files.thumbs.get(rid, []):
+            fix = self.problem("orphan_thumb", "thumbnail without a sidecar", rid, path)
+            if fix:
+                remove(path)
+                fix.repaired = True
+
+    def _plain(self, files: UserFiles, legacy_ids: set[str]) -> None:
+        """Files dropped by other programs: adopted on repair."""
+        plain = list(files.plain)
+        for rid in sorted(legacy_ids):
+            plain.extend(p for p in files.images.get(rid, []) if p.is_relative_to(self.layout.outputs))
+        for path in plain:
+            fix = self.problem("unadopted", "a plain file not yet in the store (casvault reindex --adopt)", path=path)
+            if fix:
+                from .adopt import adopt_file
+
+                result = adopt_file(self.store, path, locked=True)
+                fix.repaired = result.status != "failed"
+                fix.id = result.id
+                if result.reason:
+                    fix.detail += f": {result.reason}"
+                self.changed = True
+
+    def _manifest(self, state: ManifestState, truth: dict[str, Record]) -> bool:
+        """Compare the manifest's replay with the sidecars; True when a rebuild is due."""
+        path = self.layout.manifest_path(self.owner)
+        disagree = False
+        for lineno in state.bad_lines:
+            disagree = True
+            self.problem("manifest_corrupt", f"line {lineno} does not parse", path=path)
+        if state.torn:
+            fix = self.problem("manifest_torn", "the last line is torn (a crash during an append)", path=path)
+            if fix and not self.changed:
+                self.store.manifest(self.owner).repair_tail()
+                fix.repaired = True
+            elif fix:
+                disagree = True
+        for rid, record in truth.items():
+            logged = state.records.get(rid)
+            if logged is None:
+                disagree = True
+                self.problem("manifest_missing", "record has a sidecar but no manifest entry", rid, path)
+            elif not _agrees(logged, record):
+                disagree = True
+                self.problem("manifest_stale", f"manifest says status {logged.status!r}, tags {logged.tags}", rid, path)
+        for rid in state.records.keys() - truth.keys():
+            disagree = True
+            self.problem("manifest_extra", "manifest entry without a sidecar", rid, path)
+        return self.repair and (disagree or self.changed)
+
+    def _quarantine_sidecar(self, path: Path) -> None:
+        dest = self.layout.root / "quarantine" / "records" / self.owner / f"{path.stem}.{int(time.time())}.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+
+
+# --- the whole store ----------------------------------------------------------
+
+
+def _merge_journals(store: Store) -> list[Path]:
+    folder = store.layout.meta / "merges"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def _stray_tmp(store: Store) -> list[Path]:
+    cutoff = time.time() - TEMP_AGE
+    found = []
+    try:
+        entries = list(os.scandir(store.layout.tmp))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                found.append(Path(entry.path))
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _scrub(store: Store, owners: list[str], use_sha256: bool, report: Report, progress: Progress | None) -> None:
+    digests: dict[str, str | None] = {}
+    for owner in owners:
+        for _path, record in store.scan_sidecars(owner):
+            if record is not None and (digests.get(record.sha256) is None):
+                digests[record.sha256] = record.blake3
+    todo = [(sha, b3) for sha, b3 in sorted(digests.items()) if store.blobs.has(sha)]
+
+    def verify(item: tuple[str, str | None]) -> str | None:
+        sha, b3 = item
+        algo = "sha256" if use_sha256 or not b3 else "blake3"
+        try:
+            store.blobs.verify(sha, algo=algo, expected=b3)
+        except IntegrityError as exc:
+            return exc.message
+        except NotFound:
+            return None
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        results = zip(todo, pool.map(verify, todo))
+        for (sha, _), damage in (progress(results, len(todo), "scrubbing") if progress else results):
+            if damage:
+                report.problems.append(Problem("blob_damaged", damage, path=str(store.blobs.path(sha))))
+    report.checked["scrubbed"] = len(todo)
+
+
+def check(
+    store: Store,
+    *,
+    repair: bool = False,
+    scrub: bool = False,
+    use_sha256: bool = False,
+    owners: Iterable[str] | None = None,
+    only: set[str] | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Check the store (or some users); with ``repair``, fix and re-check.
+
+    The report's ``clean`` is True only when nothing is (left) wrong.
+    Raises LockBusy when a user's lock stays taken.
+    """
+    report = Report()
+    if repair:
+        _finish_interrupted(store, report, only)
+    chosen = sorted(owners) if owners is not None else store.users()
+    if scrub:
+        _scrub(store, chosen, use_sha256, report, progress)
+    _check_users(store, chosen, report, repair, only, progress)
+    if owners is None:
+        _check_global(store, report, repair, only)
+    if repair:
+        again = Report()
+        _check_users(store, chosen, again, False, only, None)
+        if owners is None:
+            _check_global(store, again, False, only)
+        report.remaining = again.problems
+    return report
+
+
+def _finish_interrupted(store: Store, report: Report, only: set[str] | None) -> None:
+    """Finish merges and gc runs a crash interrupted (they touch several users)."""
+    from . import gc, merge
+
+    if only is None or "merge_unfinished" in only:
+        for journal in _merge_journals(store):
+            p = Problem("merge_unfinished", "a merge was interrupted; finished now", path=str(journal))
+            report.problems.append(p)
+            try:
+                merge.resume(store, journal)
+                p.repaired = True
+            except CasvaultError as exc:
+                p.detail += f" (failed: {exc.message})"
+    if only is None or "gc_unfinished" in only:
+        restored = gc.recover_pending(store)
+        if restored:
+            report.problems.append(Problem("gc_unfinished", f"{restored} blobs put back from an interrupted gc",
+                                           repaired=True))
+
+
+def _check_users(
+    store: Store, owners: list[str], report: Report, repair: bool, only: set[str] | None, progress: Progress | None
+) -> None:
+    records = 0
+    items: Iterable[str] = progress(owners, len(owners), "checking") if progress else owners
+    for owner in items:
+        with store.locks.user(owner):
+            user_check = _UserCheck(store, owner, report, repair, only)
+            rebuild = user_check.run()
+        records += user_check.records
+        if rebuild:
+            store.rebuild_manifest(owner)
+            for p in report.problems:
+                if p.user == owner and p.kind.startswith("manifest_") and not p.repaired:
+                    p.repaired = True
+    report.checked.update(users=len(owners), records=records)
+
+
+def _check_global(store: Store, report: Report, repair: bool, only: set[str] | None) -> None:
+    for journal in _merge_journals(store):
+        if not repair and (only is None or "merge_unfinished" in only):
+            report.problems.append(Problem("merge_unfinished", "a merge was interrupted (fsck --repair finishes it)",
+                                           path=str(journal)))
+    from .gc import pending
+
+    if not repair and pending(store) and (only is None or "gc_unfinished" in only):
+        report.problems.append(Problem("gc_unfinished", "blobs set aside by an interrupted gc"))
+    if only is None or "stray_temp" in only:
+        for path in _stray_tmp(store):
+            p = Problem("stray_temp", "temporary file older than an hour", path=str(path))
+            report.problems.append(p)
+            if repair:
+                p.repaired = remove(path) or True
+    report.checked["blobs"] = sum(1 for _ in store.blobs.iter())

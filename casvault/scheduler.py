@@ -1,0 +1,210 @@
+"""The periodic jobs (purge-trash, gc, thumbnails, scrub) and an APScheduler runner for them.
+
+Each job runs under the store's job lock of its name, the same lock the
+CLI commands take, so two schedulers (or a scheduler and a cron run) never
+run one job at once: a busy lock is logged and the run skipped.
+
+Schedules come from a TOML file (``ops/scheduler.toml``)::
+
+    [jobs.gc]
+    cron = "45 3 * * *"     # five-field crontab, in the scheduler's time zone
+    grace_hours = 24
+
+or from ``CASVAULT_SCHEDULE_<JOB>`` (``PURGE_TRASH``, ``GC``, ``THUMBNAILS``,
+``SCRUB``), which wins: a crontab expression, ``every <N>s`` or ``off``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import CasvaultError, ConfigError, Conflict, LockBusy, NotFound
+from .store import Store
+
+log = logging.getLogger("casvault.scheduler")
+
+DEFAULT_SCHEDULE = {
+    "purge-trash": "15 3 * * *",
+    "gc": "45 3 * * *",
+    "thumbnails": "*/30 * * * *",
+    "scrub": "30 4 * * 0",
+}
+EVERY_RE = re.compile(r"every\s+(\d+)\s*s")
+
+
+# --- the jobs -------------------------------------------------------------------
+
+
+@dataclass
+class PurgeReport:
+    """What a purge-trash run did."""
+
+    purged: int = 0
+    bytes: int = 0
+    dry_run: bool = False
+    users: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return dict(self.__dict__)
+
+
+def purge_trash(store: Store, older_than_days: float | None = None, *, dry_run: bool = False) -> PurgeReport:
+    """Purge, for every user, the records trashed longer ago than the retention.
+
+    A file already missing counts as deleted; a failure is reported in
+    ``failed`` and the run goes on with the next record.
+    """
+    report = PurgeReport(dry_run=dry_run)
+    for owner in store.users():
+        report.users += 1
+        try:
+            due = store.purge_expired(owner, older_than_days, dry_run=True)
+        except CasvaultError as exc:
+            report.failed.append({"user": owner, "id": "", "reason": exc.message})
+            continue
+        for record in due:
+            if not dry_run:
+                try:
+                    store.purge(owner, record.id)
+                except (NotFound, Conflict):
+                    continue  # purged or restored meanwhile by someone else
+                except CasvaultError as exc:
+                    report.failed.append({"user": owner, "id": record.id, "reason": exc.message})
+                    continue
+                except OSError as exc:
+                    report.failed.append({"user": owner, "id": record.id, "reason": f"I/O error: {exc}"})
+                    continue
+            report.purged += 1
+            report.bytes += record.bytes
+            report.ids.append(record.id)
+    return report
+
+
+def _run_purge(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:
+    return purge_trash(store, opts.get("older_than_days")).as_dict()
+
+
+def _run_gc(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:
+    from . import gc
+
+    return gc.collect(store, float(opts.get("grace_hours", gc.DEFAULT_GRACE_HOURS))).as_dict()
+
+
+def _run_thumbnails(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:
+    from . import thumbjob
+
+    return thumbjob.regenerate(store, jobs=opts.get("jobs")).as_dict()
+
+
+def _run_scrub(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:
+    from . import fsck
+
+    report = fsck.check(store, scrub=True, use_sha256=bool(opts.get("sha256", False)))
+    return {"clean": report.clean, "problems": len(report.problems), "checked": report.checked}
+
+
+JOBS: dict[str, tuple[str, Callable[[Store, Mapping[str, Any]], dict[str, Any]]]] = {
+    # job name → (lock name, runner); the lock names are the CLI commands' own
+    "purge-trash": ("purge-trash", _run_purge),
+    "gc": ("gc", _run_gc),
+    "thumbnails": ("thumbnails", _run_thumbnails),
+    "scrub": ("fsck", _run_scrub),
+}
+
+
+def run_job(store: Store, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Run one job under its lock; None (and a log line) when another run holds it.
+
+    Errors other than a busy lock propagate (APScheduler logs them).
+    """
+    lock, runner = JOBS[name]
+    try:
+        with store.locks.job(lock):
+            result = runner(store, options or {})
+    except LockBusy:
+        log.warning("job %s skipped: another run holds its lock", name)
+        return None
+    log.info("job %s done: %s", name, {k: v for k, v in result.items() if not isinstance(v, list)})
+    return result
+
+
+# --- schedules ------------------------------------------------------------------
+
+
+@dataclass
+class JobSpec:
+    """When one job runs: a crontab expression or every N seconds."""
+
+    name: str
+    cron: str | None = None
+    every: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _parse_when(name: str, value: str) -> tuple[str | None, int | None]:
+    value = value.strip()
+    m = EVERY_RE.fullmatch(value)
+    if m:
+        return None, int(m.group(1))
+    if len(value.split()) != 5:
+        raise ConfigError(f"schedule of {name}: {value!r} is not a five-field crontab expression or 'every Ns'")
+    return value, None
+
+
+def load_schedule(path: Path | None = None, env: Mapping[str, str] | None = None) -> list[JobSpec]:
+    """The job schedule: defaults, then the TOML file, then ``CASVAULT_SCHEDULE_<JOB>``.
+
+    Raises ConfigError for an unreadable file, an unknown job or a bad expression.
+    """
+    env = os.environ if env is None else env
+    table: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh).get("jobs", {})
+        except FileNotFoundError:
+            raise ConfigError(f"scheduler config {path} not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"scheduler config {path}: {exc}") from None
+    unknown = set(table) - set(JOBS)
+    if unknown:
+        raise ConfigError(f"unknown job(s) in {path}: {', '.join(sorted(unknown))} (known: {', '.join(JOBS)})")
+    specs = []
+    for name in JOBS:
+        section = dict(table.get(name, {}))
+        enabled = section.pop("enabled", True)
+        when = section.pop("cron", None) or (f"every {section.pop('every')}s" if "every" in section else None)
+        when = env.get("CASVAULT_SCHEDULE_" + name.upper().replace("-", "_")) or when or DEFAULT_SCHEDULE[name]
+        if not enabled or when.strip().lower() == "off":
+            continue
+        cron, every = _parse_when(name, when)
+        specs.append(JobSpec(name, cron, every, section))
+    return specs
+
+
+def build_scheduler(store: Store, specs: list[JobSpec], *, blocking: bool = True):
+    """An APScheduler 3 scheduler with one job per spec (not started)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
+    )
+    for spec in specs:
+        try:
+            trigger = CronTrigger.from_crontab(spec.cron) if spec.cron else IntervalTrigger(seconds=spec.every)
+        except ValueError as exc:
+            raise ConfigError(f"schedule of {spec.name}: {exc}") from None
+        scheduler.add_job(run_job, trigger, args=(store, spec.name, spec.options), id=spec.name, name=spec.name)
+    return scheduler

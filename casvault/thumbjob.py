@@ -1,0 +1,137 @@
+"""The thumbnails job: make missing thumbnails (or all, with ``force``) in parallel.
+
+Workers (processes) only decode and encode; the parent writes each
+thumbnail at the record's current place under the owner's lock, so a
+record trashed or restored meanwhile gets its thumbnail in the right
+folder. A record without ``thumb`` gets one, and its sidecar (the truth)
+is rewritten, with an ``add`` line carrying the updated record (an add
+for a known id replaces it on replay).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from . import thumbs
+from .atomic import write_file
+from .records import AddEvent, Record, encode_record, evolve, now_iso
+from .store import Store
+
+Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
+
+
+@dataclass
+class ThumbReport:
+    """What the job did."""
+
+    made: int = 0
+    present: int = 0
+    sidecars_updated: int = 0
+    gone: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return dict(self.__dict__)
+
+
+def render(task: tuple[str, int, int]) -> tuple[bytes | None, str | None]:
+    """Thumbnail bytes of the blob at ``task[0]`` (runs in a worker process)."""
+    blob_path, size, quality = task
+    try:
+        return thumbs.make_thumbnail(Path(blob_path).read_bytes(), size, quality), None
+    except Exception as exc:  # Pillow raises many types for damaged data
+        return None, f"{exc.__class__.__name__}: {exc}"
+
+
+def current(store: Store, record: Record) -> tuple[Record, Path] | None:
+    """The record as its sidecar says now (either place) and the sidecar path; None when gone."""
+    from .adopt import read_sidecar
+
+    for trashed in (record.status == "trash", record.status != "trash"):
+        path = store.layout.sidecar_path(record, trashed)
+        found = read_sidecar(path)
+        if found is not None and found.id == record.id:
+            return found, path
+    return None
+
+
+def write_thumbnail(store: Store, record: Record, data: bytes | None = None) -> Record:
+    """Write ``record``'s thumbnail at its place; call under the owner's lock.
+
+    Makes the bytes from the blob unless given. A record without ``thumb``
+    gets one: its sidecar is rewritten and an ``add`` line logged. Returns
+    the record as it is now. Raises NotFound when the blob is missing.
+    """
+    cfg = store.config
+    if data is None:
+        data = thumbs.make_thumbnail(store.blobs.read(record.sha256), cfg.thumb_size, cfg.thumb_quality)
+    new = record if record.thumb else evolve(record, thumb=f"thumb/{record.id}.{thumbs.THUMB_EXT}")
+    path = store.layout.thumb_path(new)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file(path, data, store.layout.tmp, fsync=cfg.fsync)
+    if new is not record:
+        write_file(store.layout.sidecar_path(new), encode_record(new), store.layout.tmp, fsync=cfg.fsync)
+        store.manifest(record.owner).append(AddEvent(at=now_iso(), record=new))
+    return new
+
+
+def _select(store: Store, owners: Iterable[str], since: str | None, force: bool, report: ThumbReport) -> list[Record]:
+    chosen = []
+    for owner in owners:
+        for record in list(store.index(owner).records.values()):
+            if since is not None and record.created_at < since:
+                continue
+            if not force and record.thumb and store.layout.thumb_path(record).exists():
+                report.present += 1
+                continue
+            chosen.append(record)
+    chosen.sort(key=lambda r: (r.owner, r.created_at))
+    return chosen
+
+
+def _results(tasks: list[tuple[str, int, int]], jobs: int) -> Iterator[tuple[bytes | None, str | None]]:
+    if jobs <= 1 or len(tasks) < 8:
+        yield from map(render, tasks)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(render, tasks, chunksize=max(1, min(64, len(tasks) // (jobs * 4))))
+
+
+def regenerate(
+    store: Store,
+    *,
+    force: bool = False,
+    owners: Iterable[str] | None = None,
+    since: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> ThumbReport:
+    """Make missing thumbnails (all with ``force``) for the owners (default every user).
+
+    ``since`` is a UTC ISO lower bound on ``created_at``; ``jobs`` the number
+    of worker processes (default: every core).
+    """
+    report = ThumbReport()
+    records = _select(store, store.users() if owners is None else owners, since, force, report)
+    cfg = store.config
+    tasks = [(str(store.blobs.path(r.sha256)), cfg.thumb_size, cfg.thumb_quality) for r in records]
+    results = zip(records, _results(tasks, jobs or os.cpu_count() or 1))
+    items = progress(results, len(records), "thumbnails") if progress else results
+    for record, (data, error) in items:
+        if data is None:
+            report.failed.append({"user": record.owner, "id": record.id, "reason": error or "unknown error"})
+            continue
+        with store.locks.user(record.owner):
+            now = current(store, record)
+            if now is None:
+                report.gone += 1  # purged meanwhile
+                continue
+            new = write_thumbnail(store, now[0], data)
+            report.made += 1
+            report.sidecars_updated += new is not now[0]
+    return report
