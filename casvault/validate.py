@@ -112,10 +112,36 @@ def check_filename(value: object) -> str | None:
         return None
     name = check_text(value, "original_filename", 255)
     assert name is not None
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # NOTE: control characters are refused anywhere in the name, before the
+    # folder part is cut off (a CRLF there must not slip through).
     if any(c in name for c in "\n\r\t"):
         raise InvalidInput("original_filename contains control characters", field="original_filename")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
     return name or None
+
+
+def check_no_trailing_data(data: bytes, fmt: str) -> None:
+    """Refuse bytes after a PNG's IEND chunk or beyond a WebP's RIFF size (polyglots); raise NotAnImage.
+
+    A truncated file passes here and is refused by the decoder.
+    """
+    # NOTE: JPEG is left alone: phone cameras store gain maps and MPF images
+    # after the first EOI, and a JPEG is only ever served as image/jpeg with
+    # nosniff, so trailing bytes cannot be read as a page.
+    if fmt == "PNG":
+        pos = 8
+        while pos + 12 <= len(data):
+            length = int.from_bytes(data[pos:pos + 4], "big")
+            chunk = data[pos + 4:pos + 8]
+            pos += 12 + length
+            if chunk == b"IEND":
+                if pos < len(data):
+                    raise NotAnImage(f"{len(data) - pos} bytes follow the PNG's end (a polyglot?)")
+                return
+    elif fmt == "WEBP":
+        size = 8 + int.from_bytes(data[4:8], "little")
+        if size < len(data):
+            raise NotAnImage(f"{len(data) - size} bytes follow the WebP's end (a polyglot?)")
 
 
 def sniff(data: bytes) -> tuple[str, str, str]:
@@ -146,6 +172,7 @@ def check_image(
     if len(data) > max_bytes:
         raise TooLarge(f"the file is larger than {max_bytes} bytes", limit=max_bytes)
     ext, mime, fmt = sniff(data)
+    check_no_trailing_data(data, fmt)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
