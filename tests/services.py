@@ -9,6 +9,7 @@ binaries as the ``postgres`` user (it refuses root) in a throwaway directory.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 import subprocess
@@ -158,6 +159,8 @@ def s3_server() -> Iterator[MotoS3]:
         import moto.server  # noqa: F401
     except ModuleNotFoundError as exc:
         need(False, f"moto[server] and boto3 ({exc.name})")
+    # NOTE: moto's werkzeug logs one line per request; failures should show ours.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     saved = {k: os.environ.get(k) for k in S3_ENV}
     os.environ.update(S3_ENV)
     server = MotoS3()
