@@ -237,13 +237,20 @@ class Store:
         """The original bytes of a record (from its blob)."""
         return self.blobs.read(record.sha256)
 
-    def original_url(self, record: Record, expires: int = 3600) -> str | None:
+    def original_url(
+        self, record: Record, expires: int = 3600, filename: str | None = None, download: bool = False
+    ) -> str | None:
         """A presigned URL of the original when blobs live in S3; None for local blobs."""
         presign = getattr(self.blobs, "presigned_url", None)
         if presign is None:
             return None
-        filename = f"{record.id}.{record.ext}"
-        return presign(record.sha256, expires=expires, filename=filename, content_type=record.mime)
+        return presign(
+            record.sha256,
+            expires=expires,
+            filename=filename or f"{record.id}.{record.ext}",
+            content_type=record.mime,
+            attachment=download,
+        )
 
     # --- ingest -------------------------------------------------------------
 

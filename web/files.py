@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Response, request, send_file
+from flask import Response, redirect, request, send_file
 
 from casvault.errors import NotFound
 from casvault.records import Record
@@ -16,6 +16,8 @@ THUMB_MIMES = {"webp": "image/webp", "jpg": "image/jpeg"}
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
 # The owner's API: the status of a record can change, so revalidate each time.
 PRIVATE_CACHE = "private, no-cache"
+# A redirect to a presigned S3 URL lives shorter than the URL (an hour).
+REDIRECT_CACHE = "private, max-age=300"
 
 
 def _finish(resp: Response, cache: str) -> Response:
@@ -29,6 +31,10 @@ def send_original(store: Store, record: Record, *, cache: str, download: bool = 
     # NOTE: the blob, not the projection, is read: its path comes from the
     # record's digest alone, it is 0444 and never moves, so a concurrent
     # trash or restore cannot make this read fail half way.
+    url = store.original_url(record, filename=download_name(record), download=download)
+    if url is not None:
+        # NOTE: originals in S3 are served by a presigned redirect (DESIGN.md 7).
+        return _finish(redirect(url, 302), REDIRECT_CACHE)
     path = store.blobs.path(record.sha256)
     try:
         resp = send_file(

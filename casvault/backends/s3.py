@@ -225,11 +225,12 @@ class S3BlobStore:
         expires: int = 3600,
         filename: str | None = None,
         content_type: str | None = None,
+        attachment: bool = False,
     ) -> str:
         """A time-limited GET URL of the blob, for serving images by redirect.
 
         ``filename`` and ``content_type`` become the response's
-        Content-Disposition (inline) and Content-Type.
+        Content-Disposition (inline, or attachment) and Content-Type.
         """
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(sha256)}
         if content_type:
@@ -237,7 +238,7 @@ class S3BlobStore:
         if filename:
             ascii_name = SAFE_NAME.sub("_", filename)[:150] or "image"
             params["ResponseContentDisposition"] = (
-                f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename[:150], safe='')}"
+                f"{'attachment' if attachment else 'inline'}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename[:150], safe='')}"
             )
         with self._errors("presign", sha256):
             return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(expires))
