@@ -1,7 +1,47 @@
-"""Blueprint 'gallery' (filled in by its issue)."""
+"""The gallery page at ``/`` and the admin page at ``/admin``.
+
+Both are one HTML shell each; everything else is plain ES modules under
+``web/static/js`` talking to the JSON API. The visitor's identity cookie is
+set by the app-wide ``before_request`` in :mod:`web.auth`.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response, render_template
+
+from .ext import get_store
 
 bp = Blueprint("gallery", __name__)
+
+# NOTE: the page builds its DOM from API data with textContent only, so a
+# strict policy costs nothing and turns a missed escape into a blocked script.
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def _page(template: str, **context: object) -> Response:
+    resp = Response(render_template(template, **context))
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+@bp.get("/")
+def gallery() -> Response:
+    """The visitor's gallery: images, trash and input library in one page."""
+    store = get_store()
+    return _page(
+        "gallery.html",
+        partition_tz=store.layout.tz.key,
+        retention_days=store.config.trash_retention_days,
+    )
+
+
+@bp.get("/admin")
+def admin() -> Response:
+    """The admin page; the admin token is typed in and kept in sessionStorage."""
+    return _page("admin.html", partition_tz=get_store().layout.tz.key)

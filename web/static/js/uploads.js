@@ -1,0 +1,87 @@
+// Uploads to the input library: drag and drop or the file picker, with progress per file.
+
+import { upload } from "./api.js";
+import { byId, h } from "./dom.js";
+import { bytes } from "./format.js";
+
+const ACCEPTED = ["image/png", "image/jpeg", "image/webp"];
+const PARALLEL = 2;
+
+export class Uploader {
+  /** onUploaded(item) runs after each file the server stored. */
+  constructor({ onUploaded, isActive }) {
+    this.onUploaded = onUploaded;
+    this.isActive = isActive;
+    this.list = byId("uploads");
+    this.zone = byId("dropzone");
+    this.queue = [];
+    this.running = 0;
+    byId("upload-input").addEventListener("change", (event) => {
+      this.add([...event.target.files]);
+      event.target.value = "";
+    });
+    // NOTE: the whole window takes drops while the inputs view is shown, so a
+    // file dropped a little beside the zone is not opened by the browser.
+    window.addEventListener("dragover", (event) => {
+      if (!this.isActive() || !event.dataTransfer?.types.includes("Files")) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+      this.zone.classList.add("dragging");
+    });
+    window.addEventListener("dragleave", (event) => {
+      if (event.relatedTarget === null) this.zone.classList.remove("dragging");
+    });
+    window.addEventListener("drop", (event) => {
+      if (!this.isActive() || !event.dataTransfer?.files.length) return;
+      event.preventDefault();
+      this.zone.classList.remove("dragging");
+      this.add([...event.dataTransfer.files]);
+    });
+  }
+
+  /** Queue files; anything that is not a PNG, JPEG or WebP is refused here already. */
+  add(files) {
+    for (const file of files) {
+      const progress = h("progress", { max: "1", value: "0", "aria-label": `Uploading ${file.name}` });
+      const status = h("span", { class: "upload-status" }, "waiting");
+      const row = h("li", { class: "upload" }, h("span", { class: "upload-name" }, file.name), h("span", { class: "upload-size" }, bytes(file.size)), progress, status);
+      this.list.prepend(row);
+      if (!ACCEPTED.includes(file.type)) {
+        this.fail(row, status, "not a PNG, JPEG or WebP image");
+        continue;
+      }
+      this.queue.push({ file, row, progress, status });
+    }
+    this.pump();
+  }
+
+  pump() {
+    while (this.running < PARALLEL && this.queue.length) {
+      const job = this.queue.shift();
+      this.running += 1;
+      job.status.textContent = "uploading";
+      upload("/inputs/upload", job.file, (fraction) => {
+        job.progress.value = fraction;
+        job.status.textContent = fraction < 1 ? `${Math.round(fraction * 100)}%` : "saving";
+      })
+        .then((item) => {
+          job.progress.value = 1;
+          job.status.textContent = "done";
+          job.row.classList.add("upload-done");
+          setTimeout(() => job.row.remove(), 4000);
+          this.onUploaded(item);
+        })
+        .catch((err) => this.fail(job.row, job.status, err.message))
+        .finally(() => {
+          this.running -= 1;
+          this.pump();
+        });
+    }
+  }
+
+  fail(row, status, message) {
+    row.classList.add("upload-failed");
+    status.textContent = message;
+    row.append(h("button", { type: "button", class: "btn btn-icon btn-small", "aria-label": "Dismiss", onclick: () => row.remove() }, "×"));
+  }
+}
