@@ -457,7 +457,12 @@ class _UserCheck:
                 fix.repaired = True
 
     def _orphans(self, rid: str, files: UserFiles, state: ManifestState) -> None:
-        """Projections and thumbnails of an id without a sidecar."""
+        """Projections and thumbnails of an id without a sidecar (thumbnails first: an adoption makes its own)."""
+        for path in files.thumbs.get(rid, []):
+            fix = self.problem("orphan_thumb", "thumbnail without a sidecar", rid, path)
+            if fix:
+                remove(path)
+                fix.repaired = True
         for path in files.images.get(rid, []):
             purged = rid in state.purged
             sha = None if purged else _file_sha256(path)
@@ -481,11 +486,6 @@ class _UserCheck:
             fix = self.problem("orphan_projection", "trashed projection without a sidecar; bytes kept as a blob", rid, path)
             if fix:
                 self.store.blobs.put(path.read_bytes(), sha)
-                remove(path)
-                fix.repaired = True
-        for path in files.thumbs.get(rid, []):
-            fix = self.problem("orphan_thumb", "thumbnail without a sidecar", rid, path)
-            if fix:
                 remove(path)
                 fix.repaired = True
 

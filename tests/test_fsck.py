@@ -1,0 +1,268 @@
+"""fsck: each kind of damage is found, and repaired without losing data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from casvault import fsck
+from casvault.blobs import digest
+from casvault.config import Config
+from casvault.records import decode_record
+from casvault.store import Store
+from cli import main
+from tests.conftest import ROOT, make_jpeg, make_png, user
+
+OWNER = user(1)
+
+
+@pytest.fixture
+def fstore(config: Config) -> Store:
+    """A store without fsync (fast), hardlink projections where the filesystem allows."""
+    return Store(config.with_(fsync=False))
+
+
+def kinds(report: fsck.Report) -> list[str]:
+    return sorted(p.kind for p in report.problems)
+
+
+def crash(store: Store, point: str, code: str) -> None:
+    """Run ``code`` (with ``store`` and ``OWNER`` bound) in a subprocess that dies at ``point``, like kill -9."""
+    prelude = (
+        "from casvault.config import Config; from casvault.store import Store; from tests.conftest import *; "
+        f"store = Store(Config(root={str(store.layout.root)!r}, fsync=False, thumb_size=64)); OWNER = {OWNER!r}; "
+    )
+    env = {**os.environ, "CASVAULT_FAULTS": f"{point}=exit"}
+    proc = subprocess.run([sys.executable, "-c", prelude + code], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 137, proc.stderr
+
+
+def repaired_clean(store: Store) -> fsck.Report:
+    report = fsck.check(store, repair=True)
+    assert report.remaining == [], [p.as_dict() for p in report.remaining]
+    assert fsck.check(store).clean
+    return report
+
+
+def test_clean_store_is_clean_and_cli_exits_0(fstore, runner):
+    fstore.ingest(make_png(seed=1), OWNER, prompt="a")
+    r = fstore.ingest(make_jpeg(seed=2), OWNER, "input").record
+    fstore.trash(OWNER, r.id)
+    report = fsck.check(fstore, scrub=True)
+    assert report.clean and report.problems == []
+    assert report.checked["records"] == 2 and report.checked["scrubbed"] == 2
+    res = runner.invoke(main, ["--root", str(fstore.layout.root), "fsck", "--scrub", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.output)
+    assert body["clean"] is True and body["problems"] == [] and body["checked"]["users"] == 1
+
+
+def test_missing_projection_is_relinked_to_the_blob(fstore, runner):
+    rec = fstore.ingest(make_png(seed=3), OWNER).record
+    image = fstore.layout.image_path(rec)
+    image.unlink()
+    res = runner.invoke(main, ["--root", str(fstore.layout.root), "fsck", "--json"], catch_exceptions=False)
+    assert res.exit_code == 1
+    assert [p["kind"] for p in json.loads(res.output)["problems"]] == ["projection_missing"]
+    res = runner.invoke(main, ["--root", str(fstore.layout.root), "fsck", "--repair", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["problems"][0]["repaired"] is True
+    assert image.read_bytes() == fstore.blobs.read(rec.sha256)
+    if fstore.link_mode == "hardlink":
+        assert os.path.samefile(image, fstore.blobs.path(rec.sha256))
+
+
+def test_missing_thumbnail_is_made_again(fstore):
+    rec = fstore.ingest(make_png(seed=4, width=100, height=50), OWNER).record
+    thumb = fstore.layout.thumb_path(rec)
+    thumb.unlink()
+    assert kinds(fsck.check(fstore)) == ["thumb_missing"]
+    repaired_clean(fstore)
+    assert thumb.stat().st_size > 0
+
+
+def test_missing_blob_comes_back_from_its_projection(fstore):
+    rec = fstore.ingest(make_png(seed=5), OWNER).record
+    blob = fstore.blobs.path(rec.sha256)
+    os.chmod(blob.parent, 0o755)
+    blob.unlink()
+    assert kinds(fsck.check(fstore)) == ["blob_missing"]
+    repaired_clean(fstore)
+    assert digest(blob.read_bytes()) == rec.sha256
+
+
+def test_blob_and_projection_gone_is_reported_lost_and_sidecar_kept_aside(fstore):
+    keep = fstore.ingest(make_png(seed=6), OWNER).record
+    lost = fstore.ingest(make_png(seed=7), OWNER).record
+    fstore.blobs.path(lost.sha256).unlink()
+    fstore.layout.image_path(lost).unlink()
+    report = repaired_clean(fstore)
+    problem = next(p for p in report.problems if p.kind == "blob_missing")
+    assert problem.id == lost.id and "lost" in problem.detail and problem.repaired
+    assert not fstore.layout.sidecar_path(lost).exists()
+    kept = list((fstore.layout.root / "quarantine" / "records" / OWNER).glob(f"{lost.id}.*.json"))
+    assert len(kept) == 1 and decode_record(kept[0].read_bytes()).sha256 == lost.sha256
+    assert set(fstore.index(OWNER).records) == {keep.id}
+
+
+def test_scrub_quarantines_a_damaged_blob(fstore, runner):
+    rec = fstore.ingest(make_png(seed=8), OWNER).record
+    blob = fstore.blobs.path(rec.sha256)
+    os.chmod(blob, 0o644)
+    data = bytearray(blob.read_bytes())
+    data[-5] ^= 0xFF  # same size: only a re-hash finds it
+    blob.write_bytes(bytes(data))
+    assert fsck.check(fstore).clean  # without scrub the size matches
+    res = runner.invoke(main, ["--root", str(fstore.layout.root), "fsck", "--scrub", "--json"], catch_exceptions=False)
+    assert res.exit_code == 1
+    problems = json.loads(res.output)["problems"]
+    assert "blob_damaged" in [p["kind"] for p in problems]
+    assert not blob.exists()
+    aside = list((fstore.layout.root / "quarantine" / "sha256").glob(rec.sha256 + ".*"))
+    assert any(p.read_bytes() == bytes(data) for p in aside)  # kept, never deleted
+
+
+def test_scrub_with_sha256_and_copy_projection_recovers(config):
+    store = Store(config.with_(fsync=False, link_mode="copy"))
+    rec = store.ingest(make_png(seed=9), OWNER).record
+    blob = store.blobs.path(rec.sha256)
+    os.chmod(blob, 0o644)
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\x00")
+    report = fsck.check(store, scrub=True, use_sha256=True, repair=True)
+    assert "blob_damaged" in kinds(report)
+    assert report.remaining == []
+    assert digest(blob.read_bytes()) == rec.sha256  # the copy held good bytes
+
+
+def test_torn_manifest_tail_is_cut(fstore):
+    fstore.ingest(make_png(seed=10), OWNER)
+    path = fstore.layout.manifest_path(OWNER)
+    with open(path, "ab") as fh:
+        fh.write(b'{"event":"trash","at":"2026-')
+    assert kinds(fsck.check(fstore)) == ["manifest_torn"]
+    repaired_clean(fstore)
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_bad_line_in_the_middle_is_rebuilt_from_sidecars(fstore):
+    a = fstore.ingest(make_png(seed=11), OWNER).record
+    b = fstore.ingest(make_png(seed=12), OWNER).record
+    path = fstore.layout.manifest_path(OWNER)
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(lines[0] + b"\n" + b"garbage\n" + b"\n".join(lines[1:]))
+    assert "manifest_corrupt" in kinds(fsck.check(fstore))
+    repaired_clean(fstore)
+    assert set(fstore.index(OWNER).records) == {a.id, b.id}
+
+
+@pytest.mark.parametrize("point", ["trash.after_sidecar", "trash.after_move_png", "trash.after_move_webp"])
+def test_half_done_trash_is_finished(fstore, point):
+    rec = fstore.ingest(make_png(seed=13), OWNER).record
+    crash(fstore, point, f"store.trash(OWNER, {rec.id!r})")
+    assert "misplaced" in kinds(fsck.check(fstore))
+    repaired_clean(fstore)
+    now = decode_record(fstore.layout.sidecar_path(rec, trashed=True).read_bytes())
+    assert now.status == "trash"
+    image, sidecar, thumb = fstore.layout.paths(now)
+    assert image.is_file() and thumb.is_file() and sidecar.is_file()
+    assert not any(p.exists() for p in fstore.layout.paths(rec, trashed=False))
+    assert Store(fstore.config).get(OWNER, rec.id).status == "trash"
+
+
+def test_half_done_restore_is_finished(fstore):
+    rec = fstore.ingest(make_png(seed=14), OWNER).record
+    fstore.trash(OWNER, rec.id)
+    crash(fstore, "restore.after_move_png", f"store.restore(OWNER, {rec.id!r})")
+    repaired_clean(fstore)
+    assert Store(fstore.config).get(OWNER, rec.id).status == "active"
+    assert fstore.layout.image_path(rec, trashed=False).is_file()
+
+
+def test_unfinished_purge_is_finished(fstore):
+    keep = fstore.ingest(make_png(seed=15), OWNER).record
+    rec = fstore.ingest(make_png(seed=16), OWNER).record
+    fstore.trash(OWNER, rec.id)
+    crash(fstore, "purge.after_manifest", f"store.purge(OWNER, {rec.id!r})")
+    assert "purge_unfinished" in kinds(fsck.check(fstore))
+    repaired_clean(fstore)
+    assert not any(os.path.lexists(p) for p in fstore.layout.paths(rec))
+    assert set(Store(fstore.config).index(OWNER).records) == {keep.id}
+
+
+def test_ingest_crash_before_manifest_becomes_a_record(fstore):
+    crash(fstore, "ingest.before_manifest", "store.ingest(make_png(seed=17), OWNER)")
+    assert kinds(fsck.check(fstore)) == ["manifest_missing"]
+    repaired_clean(fstore)
+    assert len(Store(fstore.config).index(OWNER).records) == 1
+
+
+def test_meta_crash_manifest_follows_the_sidecar(fstore):
+    rec = fstore.ingest(make_png(seed=18), OWNER).record
+    crash(fstore, "meta.after_sidecar", f"store.update_meta(OWNER, {rec.id!r}, tags=['x'], favorite=True)")
+    assert kinds(fsck.check(fstore)) == ["manifest_stale"]
+    repaired_clean(fstore)
+    got = Store(fstore.config).get(OWNER, rec.id)
+    assert got.tags == ["x"] and got.favorite is True
+
+
+def test_projection_without_sidecar_removed_when_blob_has_the_bytes(fstore):
+    rec = fstore.ingest(make_png(seed=19), OWNER).record
+    fstore.layout.sidecar_path(rec).unlink()
+    found = kinds(fsck.check(fstore))
+    assert "orphan_projection" in found and "orphan_thumb" in found and "manifest_extra" in found
+    repaired_clean(fstore)
+    assert not fstore.layout.image_path(rec).exists()
+    assert fstore.blobs.has(rec.sha256)  # bytes stay until gc
+
+
+def test_projection_without_sidecar_or_blob_is_adopted(fstore):
+    rec = fstore.ingest(make_png(seed=20), OWNER).record
+    image = fstore.layout.image_path(rec)
+    data = image.read_bytes()
+    fstore.layout.sidecar_path(rec).unlink()
+    fstore.blobs.path(rec.sha256).unlink()
+    repaired_clean(fstore)
+    again = Store(fstore.config).get(OWNER, rec.id)  # the id of the file name is kept
+    assert again.sha256 == rec.sha256 and fstore.blobs.read(rec.sha256) == data
+
+
+def test_stray_temps_are_removed(fstore):
+    rec = fstore.ingest(make_png(seed=21), OWNER).record
+    temp = fstore.layout.record_dir(rec) / f".{rec.id}.png.abcdef123456.tmp"
+    temp.write_bytes(b"half")
+    old = fstore.layout.tmp / "0123.tmp"
+    old.write_bytes(b"old")
+    os.utime(old, (1, 1))
+    young = fstore.layout.tmp / "4567.tmp"
+    young.write_bytes(b"in flight")
+    assert kinds(fsck.check(fstore)) == ["stray_temp", "stray_temp"]
+    repaired_clean(fstore)
+    assert not temp.exists() and not old.exists() and young.exists()
+
+
+def test_user_option_and_errors(fstore, runner, tmp_path):
+    a = fstore.ingest(make_png(seed=22), OWNER).record
+    fstore.ingest(make_png(seed=23), user(2))
+    fstore.layout.image_path(a).unlink()
+    root = str(fstore.layout.root)
+    res = runner.invoke(main, ["--root", root, "fsck", "--user", user(2)], catch_exceptions=False)
+    assert res.exit_code == 0 and "clean" in res.output
+    res = runner.invoke(main, ["--root", root, "fsck", "--user", OWNER], catch_exceptions=False)
+    assert res.exit_code == 1 and "projection_missing" in res.output
+    res = runner.invoke(main, ["--root", root, "fsck", "--user", "bob"], catch_exceptions=False)
+    assert res.exit_code == 2 and "not a user id" in res.output
+    res = runner.invoke(main, ["--root", str(tmp_path / "nowhere"), "fsck"], catch_exceptions=False)
+    assert res.exit_code == 1 and "no casvault store at" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_a_second_fsck_is_refused_while_one_runs(fstore, runner):
+    with fstore.locks.job("fsck"):
+        res = runner.invoke(main, ["--root", str(fstore.layout.root), "fsck"], catch_exceptions=False)
+    assert res.exit_code == 75
+    assert "locked by another process" in res.output
