@@ -28,6 +28,7 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -223,6 +224,7 @@ def sync(
     default_owner: str | None = None,
     max_items: int | None = None,
     keep_ids: int = KEEP_IDS,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SyncReport:
     """One pass: ingest the outputs of every finished ComfyUI job not handled before.
 
@@ -231,7 +233,9 @@ def sync(
     missing or not a valid user id, or that ended in error, is skipped,
     reported and remembered. An image that cannot be ingested (not an
     image, over quota, gone from ComfyUI) is reported and its job still
-    counts as handled. Holds the ``comfy-sync`` job lock. Raises
+    counts as handled. ``should_stop`` is asked between jobs, so a poller
+    told to stop ends after the job at hand. Holds the ``comfy-sync`` job
+    lock. Raises
     InvalidInput, LockBusy, UpstreamError (ComfyUI unreachable: the jobs
     handled so far are saved), StorageError/StorageFull.
     """
@@ -260,6 +264,8 @@ def sync(
         dirty = False
         try:
             for prompt_id, entry, number, extra in jobs:
+                if should_stop is not None and should_stop():
+                    break
                 if prompt_id in done:
                     continue
                 if same_run and state.floor is not None and number is not None and number <= state.floor:
