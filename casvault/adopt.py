@@ -120,6 +120,18 @@ def candidates(store: Store, owners: Iterable[str] | None = None) -> Iterator[Pa
                     yield path
 
 
+def ensure_projection(store: Store, record: Record, dest: Path) -> None:
+    """Project the record's blob at ``dest`` unless ``dest`` already is the blob (same inode)."""
+    # NOTE: rename() onto another link of the same inode succeeds without
+    # doing anything, which would leave project_view's temp file behind.
+    try:
+        if os.path.samefile(dest, store.blobs.path(record.sha256)):
+            return
+    except OSError:
+        pass
+    store.project(record, dest)
+
+
 def derived_id(owner: str, rel: str, sha256: str) -> str:
     """A stable record id for a plain file: the same file at the same place gives the same id."""
     h = hashlib.sha256(f"{owner}\0{rel}\0{sha256}".encode()).digest()
@@ -224,14 +236,20 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     if existing is None:
         sidecar.parent.mkdir(parents=True, exist_ok=True)
         write_file(sidecar, encode_record(record), store.layout.tmp, fsync=cfg.fsync)
-    store.project(record, image)
+    ensure_projection(store, record, image)
     if record.thumb and not thumb.exists():
         thumb.parent.mkdir(exist_ok=True)
         assert info.image is not None
         write_file(thumb, thumbs.make_thumbnail(info.image, cfg.thumb_size, cfg.thumb_quality), store.layout.tmp,
                    fsync=cfg.fsync)
     if not _logged(store, owner, record.id, locked):
-        store.manifest(owner).append(AddEvent(at=now_iso(), record=record))
+        event = AddEvent(at=now_iso(), record=record)
+        if locked:
+            store.manifest(owner).append(event)  # fsck rebuilds the manifest after adopting
+        else:
+            # NOTE: the store's own log path: it also keeps this process's index
+            # and a PostgreSQL record index (when configured) current.
+            store._log(owner, event)
     if path != image:
         remove(path)
     if old_json is not None and old_json != sidecar:

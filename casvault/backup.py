@@ -330,5 +330,5 @@ def _restore_record(store: Store, src: Path, record: Record, purged: dict[str, s
         store.project(record, image)
         if record.thumb:
             write_thumbnail(store, record)
-        store.manifest(owner).append(AddEvent(at=now_iso(), record=record))
+        store._log(owner, AddEvent(at=now_iso(), record=record))
     report.restored += 1

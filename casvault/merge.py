@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 import msgspec
 
 from . import faults
+from .adopt import ensure_projection, read_sidecar
 from .atomic import remove, write_file
 from .errors import Conflict, InvalidInput
 from .records import MoveEvent, Record, encode_record, evolve, now_iso
@@ -133,8 +134,6 @@ def _guest_records(store: Store, guest: str) -> dict[str, Record]:
 
 
 def _sidecar_now(store: Store, record: Record) -> tuple[Record, Path] | None:
-    from .adopt import read_sidecar
-
     for trashed in (False, True):
         path = store.layout.sidecar_path(record, trashed)
         found = read_sidecar(path)
@@ -157,15 +156,13 @@ def _move_one(store: Store, known: Record, member: str) -> str:
         sidecar.parent.mkdir(parents=True, exist_ok=True)
         write_file(sidecar, encode_record(new), store.layout.tmp, fsync=cfg.fsync)
         faults.point("merge.after_sidecar")
-        store.project(new, image)
+        ensure_projection(store, new, image)
         faults.point("merge.after_projection")
         if new.thumb and not thumb.is_file():
             _copy_thumb(store, record, new, thumb)
         faults.point("merge.after_thumb")
         if store.index(member).get(new.id) is None:
-            store.manifest(member).append(
-                MoveEvent(at=now_iso(), id=new.id, owner_from=guest, owner_to=member, record=new)
-            )
+            store._log(member, MoveEvent(at=now_iso(), id=new.id, owner_from=guest, owner_to=member, record=new))
         faults.point("merge.after_member_manifest")
         remove(guest_sidecar)
         faults.point("merge.after_guest_sidecar")
@@ -173,7 +170,7 @@ def _move_one(store: Store, known: Record, member: str) -> str:
     faults.point("merge.after_guest_files")
     logged = store.index(guest).get(known.id) is not None
     if logged:
-        store.manifest(guest).append(MoveEvent(at=now_iso(), id=known.id, owner_from=guest, owner_to=member))
+        store._log(guest, MoveEvent(at=now_iso(), id=known.id, owner_from=guest, owner_to=member))
     faults.point("merge.after_guest_manifest")
     if now is not None:
         return "moved"

@@ -174,3 +174,18 @@ def purge_trash():
         bytes_freed=sum(p["bytes"] for p in purged),
         older_than_days=store.config.trash_retention_days if days is None else days,
     )
+
+
+@bp.post("/users/<anon_id>/merge")
+def merge_user(anon_id: str):
+    """Move every record of guest ``anon_id`` to the member ``{"member_id": ...}`` (crash-safe, resumable)."""
+    from casvault.merge import merge_users
+
+    body = json_body(("member_id", "dry_run"))
+    member = body.get("member_id")
+    if not isinstance(member, str):
+        raise ApiError(400, "bad_request", "member_id must be a string", field="member_id")
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ApiError(400, "bad_request", "dry_run must be true or false", field="dry_run")
+    return jsonify(merge_users(get_store(), anon_id, member, dry_run=dry_run).as_dict())
