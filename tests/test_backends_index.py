@@ -154,7 +154,8 @@ def queries(store: Store) -> list[Query]:
     return qs
 
 
-def test_every_query_gives_the_same_page(store: Store, pg: PostgresIndex) -> None:
+def test_every_query_gives_the_same_page(store: Store, pg: PostgresIndex, monkeypatch) -> None:
+    monkeypatch.setattr("casvault.backends.postgres.COPY_THRESHOLD", 10)  # the bulk (COPY) path
     synced(store, pg)
     lo, hi = store.day_bounds("2026-03-05", "2026-03-12")
     edges = pg.query(OWNER, Query(words=("edge",), created_from=lo, created_before=hi)).items
@@ -165,6 +166,16 @@ def test_every_query_gives_the_same_page(store: Store, pg: PostgresIndex) -> Non
         same(a, b)
         nonempty += bool(a.items)
     assert nonempty >= 25  # the data exercises the filters, not empty pages
+
+
+def test_applied_in_small_batches_gives_the_same_answers(store: Store, pg: PostgresIndex) -> None:
+    for owner in (OWNER, OTHER):
+        events = store.manifest(owner).read(0).events
+        for i in range(0, len(events), 7):
+            pg.apply(owner, events[i:i + 7])
+        assert pg.usage(owner) == UserIndex(owner, store.manifest(owner)).refresh().usage()
+    for q in queries(store):
+        same(*both(store, pg, OWNER, q))
 
 
 def test_prompt_search_is_substring_and_case_insensitive(store: Store, pg: PostgresIndex) -> None:
@@ -225,6 +236,7 @@ def test_sync_reads_only_the_tail(store: Store, pg: PostgresIndex) -> None:
     assert pg.sync(OWNER, store.manifest(OWNER)) == 2
     assert pg.offset(OWNER) == store.manifest(OWNER).size()
     assert pg.get(OWNER, rid).status == "trash"
+    assert pg.usage(OWNER) == UserIndex(OWNER, store.manifest(OWNER)).refresh().usage()
 
 
 def test_rewritten_manifest_is_reloaded(store: Store, pg: PostgresIndex) -> None:

@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS casvault.manifest_offsets (
     events     bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS casvault.owner_counts (
+    owner  text COLLATE "C" NOT NULL,
+    kind   text NOT NULL,
+    status text NOT NULL,
+    count  bigint NOT NULL,
+    bytes  bigint NOT NULL,
+    PRIMARY KEY (owner, kind, status)
+);
 CREATE TABLE IF NOT EXISTS casvault.schema_version (version integer NOT NULL);
 """
 
@@ -92,15 +100,28 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX IF NOT EXISTS records_prompt_trgm ON casvault.records USING gin (prompt_lower gin_trgm_ops);
 """
 
-UPSERT_SQL = """
-INSERT INTO casvault.records (owner, id, kind, status, created_at, sha256, bytes, tags, favorite,
-                              workflow_id, aspect_ratio, prompt, prompt_lower, record)
-VALUES (%s, %s, %s, %s, %s::timestamptz, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
+COLUMNS = (
+    "owner, id, kind, status, created_at, sha256, bytes, tags, favorite, "
+    "workflow_id, aspect_ratio, prompt, prompt_lower, record"
+)
+ON_CONFLICT = """
 ON CONFLICT (owner, id) DO UPDATE SET
     kind = excluded.kind, status = excluded.status, created_at = excluded.created_at,
     sha256 = excluded.sha256, bytes = excluded.bytes, tags = excluded.tags, favorite = excluded.favorite,
     workflow_id = excluded.workflow_id, aspect_ratio = excluded.aspect_ratio, prompt = excluded.prompt,
     prompt_lower = excluded.prompt_lower, record = excluded.record
+"""
+UPSERT_SQL = (
+    f"INSERT INTO casvault.records ({COLUMNS}) "
+    "VALUES (%s, %s, %s, %s, %s::timestamptz, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)" + ON_CONFLICT
+)
+# NOTE: above this many rows a batch goes through COPY into a temporary table
+# (several times faster than row-by-row upserts for a first load).
+COPY_THRESHOLD = 500
+COUNTS_SQL = """
+INSERT INTO casvault.owner_counts (owner, kind, status, count, bytes) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (owner, kind, status) DO UPDATE SET
+    count = casvault.owner_counts.count + excluded.count, bytes = casvault.owner_counts.bytes + excluded.bytes
 """
 
 
@@ -254,10 +275,14 @@ class PostgresIndex:
 
     # --- writing --------------------------------------------------------------
 
-    def _apply(self, conn: Any, owner: str, events: list[Event]) -> None:
-        touched = sorted({e.id for e in events if not isinstance(e, AddEvent)})
+    def _apply(self, conn: Any, owner: str, events: list[Event], *, empty: bool = False) -> None:
+        """Apply events to the rows and the counts of ``owner`` (inside a transaction).
+
+        ``empty`` says the owner has no rows yet (a first load): nothing to look up.
+        """
         current: dict[str, Record] = {}
-        if touched:
+        touched = sorted({e.record.id if isinstance(e, AddEvent) else e.id for e in events})
+        if touched and not empty:
             rows = conn.execute(
                 "SELECT record::text FROM casvault.records WHERE owner = %s AND id = ANY(%s)", (owner, touched)
             ).fetchall()
@@ -265,13 +290,40 @@ class PostgresIndex:
                 record = decode_record(text.encode())
                 current[record.id] = record
         changed = fold(owner, events, current)
-        gone = [rid for rid, record in changed.items() if record is None]
+        deltas: dict[tuple[str, str], list[int]] = {}
+        for rid, new in changed.items():
+            for record, sign in ((current.get(rid), -1), (new, +1)):
+                if record is not None:
+                    d = deltas.setdefault((record.kind, record.status), [0, 0])
+                    d[0] += sign
+                    d[1] += sign * record.bytes
+        gone = [rid for rid, record in changed.items() if record is None and rid in current]
         kept = [_row(owner, record) for record in changed.values() if record is not None]
         if gone:
             conn.execute("DELETE FROM casvault.records WHERE owner = %s AND id = ANY(%s)", (owner, gone))
-        if kept:
+        if len(kept) > COPY_THRESHOLD:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS records_load (LIKE casvault.records) ON COMMIT DELETE ROWS")
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY records_load ({COLUMNS}) FROM STDIN") as copy:
+                    for row in kept:
+                        copy.write_row(row)
+                cur.execute(f"INSERT INTO casvault.records ({COLUMNS}) SELECT {COLUMNS} FROM records_load" + ON_CONFLICT)
+                cur.execute("TRUNCATE records_load")
+        elif kept:
             with conn.cursor() as cur:
                 cur.executemany(UPSERT_SQL, kept)
+        counts = [(owner, kind, status, n, b) for (kind, status), (n, b) in deltas.items() if n or b]
+        if counts:
+            with conn.cursor() as cur:
+                cur.executemany(COUNTS_SQL, counts)
+
+    def _lock_owner(self, conn: Any, owner: str) -> None:
+        """Serialise changes to one owner's rows and counts (until the transaction ends)."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("casvault.owner:" + owner,))
+
+    def _clear_owner(self, conn: Any, owner: str) -> None:
+        conn.execute("DELETE FROM casvault.records WHERE owner = %s", (owner,))
+        conn.execute("DELETE FROM casvault.owner_counts WHERE owner = %s", (owner,))
 
     def apply(self, owner: str, events: list[Event]) -> int:
         """Apply manifest events of ``owner`` (idempotent: upsert by id); returns how many.
@@ -280,6 +332,7 @@ class PostgresIndex:
         """
         self._ready()
         with self.connection() as conn, conn.transaction():
+            self._lock_owner(conn, owner)
             self._apply(conn, owner, events)
         return len(events)
 
@@ -292,7 +345,7 @@ class PostgresIndex:
         """
         self._ready()
         with self.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("casvault.owner:" + owner,))
+            self._lock_owner(conn, owner)
             row = conn.execute(
                 'SELECT inode, "offset" FROM casvault.manifest_offsets WHERE owner = %s', (owner,)
             ).fetchone()
@@ -300,19 +353,19 @@ class PostgresIndex:
                 st = os.stat(manifest.path)
             except FileNotFoundError:
                 if row is not None:
-                    conn.execute("DELETE FROM casvault.records WHERE owner = %s", (owner,))
+                    self._clear_owner(conn, owner)
                     conn.execute("DELETE FROM casvault.manifest_offsets WHERE owner = %s", (owner,))
                 return 0
             offset = 0
             if row is None or row[0] != st.st_ino or st.st_size < row[1]:
-                conn.execute("DELETE FROM casvault.records WHERE owner = %s", (owner,))
+                self._clear_owner(conn, owner)
             else:
                 offset = row[1]
                 if st.st_size == offset:
                     return 0
             chunk = manifest.read(offset)
             if chunk.events:
-                self._apply(conn, owner, chunk.events)
+                self._apply(conn, owner, chunk.events, empty=offset == 0)
             conn.execute(
                 """
                 INSERT INTO casvault.manifest_offsets (owner, inode, "offset", events)
@@ -365,14 +418,14 @@ class PostgresIndex:
         with self.connection() as conn:
             count, total, trash_count, trash_bytes = conn.execute(
                 """
-                SELECT count(*), coalesce(sum(bytes), 0),
-                       count(*) FILTER (WHERE status = 'trash'),
+                SELECT coalesce(sum(count), 0), coalesce(sum(bytes), 0),
+                       coalesce(sum(count) FILTER (WHERE status = 'trash'), 0),
                        coalesce(sum(bytes) FILTER (WHERE status = 'trash'), 0)
-                FROM casvault.records WHERE owner = %s
+                FROM casvault.owner_counts WHERE owner = %s
                 """,
                 (owner,),
             ).fetchone()
-        return Usage(count=count, bytes=int(total), trash_count=trash_count, trash_bytes=int(trash_bytes))
+        return Usage(count=int(count), bytes=int(total), trash_count=int(trash_count), trash_bytes=int(trash_bytes))
 
     def users(self) -> list[str]:
         """Every owner with records or a synced manifest."""
@@ -439,9 +492,17 @@ class PostgresIndex:
             skip = 0
         self._ready()
         with self.connection() as conn:
-            total = conn.execute(
-                "SELECT count(*) FROM casvault.records WHERE " + " AND ".join(where), args
-            ).fetchone()[0]
+            if q.filtered:
+                total = conn.execute(
+                    "SELECT count(*) FROM casvault.records WHERE " + " AND ".join(where), args
+                ).fetchone()[0]
+            else:
+                # NOTE: the unfiltered total (every gallery page) comes from the
+                # counts kept beside the rows, not from counting them.
+                total = int(conn.execute(
+                    "SELECT coalesce(sum(count), 0) FROM casvault.owner_counts WHERE "
+                    + " AND ".join(where), args
+                ).fetchone()[0])
             rows = conn.execute(
                 "SELECT record::text FROM casvault.records WHERE " + " AND ".join(page_where)
                 + " ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
