@@ -72,6 +72,7 @@ def test_every_api_route_is_documented():
         if not rule.rule.startswith(("/api/v1/", "/s/")):
             continue
         path = rule.rule.replace("<string(length=32):rid>", "{rid}").replace("<rid>", "{rid}").replace("<token>", "{token}")
+        path = path.replace("<anon_id>", "{anon_id}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             served.add((path, method))
     assert served - documented == set()

@@ -248,6 +248,15 @@ def _other_paths() -> dict[str, Schema]:
             body=_json_body(ref("AdminPurgeRequest"), required=False), tag="admin", security=admin,
             op_id="admin_purge_trash",
         )},
+        "/api/v1/admin/users/{anon_id}/merge": {"post": _op(
+            "Move every record of a guest to a member (crash-safe, resumable)",
+            {"200": _json(ref("MergeReport"), "What the merge did"), **_errors(400, 409, 503)},
+            params=[{"name": "anon_id", "in": "path", "required": True, "description": "The guest",
+                     "schema": {"type": "string", "pattern": "^anon-[0-9a-f]{32}$"}}],
+            body=_json_body({"type": "object", "required": ["member_id"], "additionalProperties": False, "properties": {
+                "member_id": {"type": "string", "pattern": "^u-[a-z0-9_-]{1,64}$"}, "dry_run": {"type": "boolean"}}}),
+            tag="admin", security=admin, op_id="admin_merge_user",
+        )},
         "/s/{token}": {"get": _op(
             "The share page: the image and its prompt",
             {
@@ -460,6 +469,13 @@ def _schemas() -> dict[str, Schema]:
                     "last_activity": {"type": "string", "format": "date-time", "nullable": True},
                 },
             }}},
+        },
+        "MergeReport": {
+            "type": "object", "required": ["guest", "member", "records", "moved", "dry_run"],
+            "properties": {
+                "guest": {"type": "string"}, "member": {"type": "string"}, "dry_run": {"type": "boolean"},
+                **{k: {"type": "integer", "minimum": 0} for k in ("records", "moved", "finished", "skipped", "trash")},
+            },
         },
         "AdminPurgeRequest": {
             "type": "object", "additionalProperties": False,
