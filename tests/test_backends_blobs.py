@@ -213,3 +213,21 @@ def test_file_blobs_are_read_only(tmp_path: Path) -> None:
 def test_make_client_uses_path_style_for_custom_endpoints() -> None:
     client = make_client("http://127.0.0.1:9")
     assert client.meta.config.s3["addressing_style"] == "path"
+
+
+def test_blob_backend_comes_from_casvault_json_and_the_environment_overrides_it(s3_server, tmp_path: Path) -> None:
+    from casvault.backends import blob_spec, open_blob_store
+    from casvault.config import Config
+
+    meta = {"blob_backend": {"type": "s3", "bucket": "b1", "endpoint": s3_server.endpoint}}
+    assert blob_spec(Config(), {}) == {"type": "file"}
+    assert blob_spec(Config(), meta) == meta["blob_backend"]
+    assert blob_spec(Config(s3_prefix="p"), meta) == {**meta["blob_backend"], "prefix": "p"}
+    assert blob_spec(Config(blob_backend="file"), meta) == {"type": "file"}
+    store = open_blob_store(blob_spec(Config(), meta), tmp_path, tmp_path)
+    assert isinstance(store, S3BlobStore) and store.location == "s3://b1/"
+    with pytest.raises(ConfigError):
+        Config.from_env({"CASVAULT_BLOB_BACKEND": "ftp"})
+    with pytest.raises(ConfigError):
+        open_blob_store({"type": "s3"}, tmp_path, tmp_path)  # no bucket
+    assert Config.from_env({"CASVAULT_BLOB_BACKEND": "s3", "CASVAULT_S3_BUCKET": "b2"}).s3_bucket == "b2"

@@ -310,3 +310,35 @@ def test_store_reads_from_postgres_and_writes_through(tmp_path: Path, pg_dsn: st
 def test_store_in_a_non_postgres_config_keeps_the_manifest_index(store: Store) -> None:
     assert store.record_index is None
     assert store.list(OWNER, Query(size=3)).total == store.index(OWNER).count("generated")
+
+
+def test_index_backend_comes_from_casvault_json_and_the_environment_overrides_it(pg_dsn: str) -> None:
+    from casvault.backends import index_spec, open_record_index
+    from casvault.errors import ConfigError
+
+    meta = {"index_backend": {"type": "postgres", "dsn": "host=db dbname=casvault"}}
+    assert index_spec(Config(), {}) == {"type": "manifest"}
+    assert open_record_index(index_spec(Config(), {})) is None
+    assert index_spec(Config(), meta) == meta["index_backend"]
+    assert index_spec(Config(pg_dsn=pg_dsn), meta) == {"type": "postgres", "dsn": pg_dsn}
+    assert index_spec(Config(index_backend="manifest"), meta) == {"type": "manifest"}
+    with pytest.raises(ConfigError):
+        Config.from_env({"CASVAULT_INDEX_BACKEND": "mysql"})
+    with pytest.raises(ConfigError):
+        open_record_index({"type": "postgres"})  # no DSN
+
+
+def test_an_existing_schema_is_used_without_creating_anything(pg_dsn: str) -> None:
+    import uuid
+
+    import psycopg
+
+    PostgresIndex(pg_dsn).create_schema()
+    reader = "reader_" + uuid.uuid4().hex[:8]  # roles are cluster-wide
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {reader} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA casvault TO {reader}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA casvault TO {reader}")
+    index = PostgresIndex(pg_dsn.replace("user=postgres", f"user={reader}"))
+    assert index.usage(OWNER).count == 0
+    assert index.query(OWNER, Query()).items == []

@@ -270,7 +270,14 @@ class PostgresIndex:
         self._schema_ready = True
 
     def _ready(self) -> None:
-        if not self._schema_ready:
+        """Create the schema on first use, unless it is there (the app role may lack CREATE)."""
+        if self._schema_ready:
+            return
+        with self.connection() as conn:
+            exists = conn.execute("SELECT to_regclass('casvault.owner_counts') IS NOT NULL").fetchone()[0]
+        if exists:
+            self._schema_ready = True
+        else:
             self.create_schema()
 
     # --- writing --------------------------------------------------------------
