@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import click
 
-from casvault.backends.postgres import PostgresIndex
-from casvault.backends.s3 import S3BlobStore
 from casvault.errors import Conflict
-from casvault.migrate import MigrationReport, iter_errors, migrate as run_migration
+
+if TYPE_CHECKING:
+    from casvault.migrate import MigrationReport
 
 from .common import core_errors, emit, human_bytes, json_option, progress_for, quiet_option, store_from_ctx
 
 
 def _summary(report: MigrationReport) -> Iterator[str]:
+    from casvault.migrate import iter_errors
+
     yield (
         f"blobs: {report.blobs_copied} copied ({human_bytes(report.bytes_copied)}), "
         f"{report.blobs_present} already in {report.target_blobs}"
@@ -72,6 +74,12 @@ def migrate(
 
     Example: casvault migrate --s3-bucket images --s3-endpoint http://127.0.0.1:9000 --pg-dsn "host=db dbname=casvault" --verify --switch --json
     """
+    # NOTE: boto3 and psycopg are imported here, not at module level: every
+    # other command (fsck, gc, cron jobs) would otherwise pay ~1 s to start.
+    from casvault.backends.postgres import PostgresIndex
+    from casvault.backends.s3 import S3BlobStore
+    from casvault.migrate import migrate as run_migration
+
     store = store_from_ctx(ctx)
     remote = S3BlobStore(s3_bucket, endpoint=s3_endpoint, prefix=s3_prefix)
     index = PostgresIndex(pg_dsn)

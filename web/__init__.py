@@ -42,4 +42,10 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(outputs.bp)
     app.register_blueprint(gallery.bp)
     app.register_blueprint(share.bp)
+    if cfg.watch:
+        from casvault.watch import serve_in_worker
+
+        # NOTE: every worker starts this; only the one holding the store's
+        # "watch" job lock runs the observer, the others wait to take over.
+        serve_in_worker(app.extensions["casvault.store"])
     return app
