@@ -134,17 +134,20 @@ def test_quota_exceeded_is_507_with_usage(tmp_path):
 
     from tests.conftest import SECRET
 
-    app = create_app(Config(root=tmp_path / "q", secret_key=SECRET, quota_max_count=1, thumb_size=32))
+    app = create_app(Config(root=tmp_path / "q", secret_key=SECRET, quota_max_count=2, thumb_size=32))
     c = new_client(app)
+    me = visitor(c)
+    image = add_image(app.extensions["casvault.store"], me, seed=9)
     ok = c.post("/api/v1/inputs/upload", data={"file": (io.BytesIO(make_png(seed=1)), "a.png")})
     assert ok.status_code == 201
     body = c.get("/api/v1/quota").get_json()
-    assert body["limits"]["max_count"] == 1 and body["percent"] == 100.0
+    assert body["limits"]["max_count"] == 2 and body["percent"] == 100.0
     resp = c.post("/api/v1/inputs/upload", data={"file": (io.BytesIO(make_png(seed=2)), "b.png")})
     assert resp.status_code == 507 and error_code(resp) == "quota_exceeded"
-    assert resp.get_json()["error"]["usage"]["count"] == 1
-    copy = c.post("/api/v1/inputs/copy", json={"image_id": ok.get_json()["id"]})
-    assert copy.status_code in (404, 507)  # an input is not an image: 404 before the quota
+    assert resp.get_json()["error"]["usage"]["count"] == 2
+    copy = c.post("/api/v1/inputs/copy", json={"image_id": image.id})
+    assert copy.status_code == 507 and error_code(copy) == "quota_exceeded"
+    assert c.get("/api/v1/inputs").get_json()["total"] == 1
 
 
 def test_bulk_answers_per_id(client, store, me):
