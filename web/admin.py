@@ -18,7 +18,7 @@ from casvault.records import Record
 from casvault.store import Store
 from casvault.validate import check_user_id
 
-from .api import COLLECTION_OF_KIND, int_arg, json_body, parse_query, serialize
+from .api import COLLECTION_OF_KIND, json_body, parse_query, serialize
 from .auth import require_token
 from .errors import ApiError
 from .ext import get_store
