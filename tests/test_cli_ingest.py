@@ -1,0 +1,78 @@
+"""casvault ingest: files and folders, signature sniffing, safe reruns, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from casvault.config import Config
+from casvault.store import Store
+from cli import main
+from tests.conftest import make_jpeg, make_png, make_webp, user
+
+OWNER = user(5)
+
+
+def test_ingest_a_folder_twice(config, runner, tmp_path, corpus):
+    store = Store(config)
+    folder = tmp_path / "comfy-output"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "ComfyUI_00042_.png").write_bytes((corpus / "lora_lora.png").read_bytes())
+    (folder / "sub" / "b.jpeg").write_bytes(make_jpeg(seed=1))
+    (folder / "sub" / "c.bin").write_bytes(make_webp(seed=2))  # named oddly, found by signature
+    (folder / "readme.txt").write_text("hello")
+    (folder / "broken.png").write_bytes(make_png(seed=3)[:60])
+    os.utime(folder / "sub" / "b.jpeg", (1_750_000_000, 1_750_000_000))
+    args = ["--root", str(config.root), "ingest", str(folder), "--owner", OWNER, "--json"]
+    res = runner.invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 1  # broken.png failed, and says why
+    body = json.loads(res.output)
+    assert (body["ingested"], body["skipped"], body["failed"]) == (3, 1, 1)
+    failed = next(i for i in body["items"] if i["status"] == "failed")
+    assert failed["path"].endswith("broken.png") and "damaged" in failed["reason"]
+    skipped = next(i for i in body["items"] if i["status"] == "skipped")
+    assert skipped["path"].endswith("readme.txt")
+    records = {r.original_filename: r for r in Store(config).index(OWNER).records.values()}
+    assert set(records) == {"ComfyUI_00042_.png", "b.jpeg", "c.bin"}
+    assert records["c.bin"].mime == "image/webp"
+    assert records["b.jpeg"].created_at.startswith("2025-06-15T15:06:40")  # from the mtime
+    assert records["ComfyUI_00042_.png"].prompt  # ComfyUI metadata filled in by the store
+    res = runner.invoke(main, args, catch_exceptions=False)
+    body = json.loads(res.output)
+    assert body["ingested"] == 0 and body["skipped_duplicate"] == 3
+    assert len(Store(config).index(OWNER).records) == 3
+    copy = tmp_path / "renamed.jpeg"
+    copy.write_bytes(make_jpeg(seed=1))
+    res = runner.invoke(main, ["--root", str(config.root), "ingest", str(copy), "--owner", OWNER, "--now",
+                               "--kind", "input"], catch_exceptions=False)
+    assert res.exit_code == 0 and "1 ingested" in res.output  # same bytes, another name: a new record
+    assert Store(config).index(OWNER).count("input") == 1
+
+
+def test_ingest_errors_are_one_line(config, runner, tmp_path):
+    Store(config)
+    img = tmp_path / "a.png"
+    img.write_bytes(make_png())
+    res = runner.invoke(main, ["--root", str(config.root), "ingest", str(img), "--owner", "bob"],
+                        catch_exceptions=False)
+    assert res.exit_code == 2 and "--owner" in res.output
+    res = runner.invoke(main, ["--root", str(tmp_path / "none"), "ingest", str(img), "--owner", OWNER],
+                        catch_exceptions=False)
+    assert res.exit_code == 1 and res.output.strip().startswith("Error: no casvault store at")
+    assert not (tmp_path / "none").exists()  # nothing created
+    res = runner.invoke(main, ["--root", str(config.root), "ingest", str(tmp_path / "missing.png"), "--owner", OWNER],
+                        catch_exceptions=False)
+    assert res.exit_code == 2
+
+
+def test_quota_stops_ingest_with_a_reason(tmp_path, runner, monkeypatch):
+    root = tmp_path / "root"
+    Store(Config(root=root))
+    monkeypatch.setenv("CASVAULT_QUOTA_MAX_COUNT", "1")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"{i}.png").write_bytes(make_png(seed=10 + i))
+    res = runner.invoke(main, ["--root", str(root), "ingest", str(folder), "--owner", OWNER], catch_exceptions=False)
+    assert res.exit_code == 1
+    assert "failed:" in res.output and "count limit reached" in res.output and "1 ingested" in res.output
