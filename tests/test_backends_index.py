@@ -4,6 +4,7 @@ read the same manifest and must answer every listing with the same pages and cur
 from __future__ import annotations
 
 import random
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -79,13 +80,21 @@ def build_history(store: Store, owner: str, n: int, seed: int) -> None:
         store.update_meta(owner, rid, favorite=False)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    """A store with a history for two users (no fsync: the data is thrown away)."""
-    s = Store(Config(root=tmp_path / "root", secret_key=SECRET, fsync=False))
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Path:
+    """A store root with a history for two users, built once for this module."""
+    root = tmp_path_factory.mktemp("history") / "root"
+    s = Store(Config(root=root, secret_key=SECRET, fsync=False))
     build_history(s, OWNER, 120, seed=1)
     build_history(s, OTHER, 20, seed=2)
-    return s
+    return root
+
+
+@pytest.fixture
+def store(history: Path, tmp_path: Path) -> Store:
+    """A private copy of the history store (no fsync: the data is thrown away)."""
+    shutil.copytree(history, tmp_path / "root", symlinks=True)
+    return Store(Config(root=tmp_path / "root", secret_key=SECRET, fsync=False))
 
 
 @pytest.fixture
