@@ -484,7 +484,7 @@ class Store:
             at = now_iso()
             new = evolve(record, status="trash", trashed_at=at)
             self._move(record, new, point="trash")
-            self._log(owner, TrashEvent(at=at, id=rid), undo=lambda: self._move(new, record, point="trash.undo"))
+            self._log(owner, TrashEvent(at=at, id=rid), undo=lambda: self._move(new, record, point="undo_trash"))
         return new
 
     def restore(self, owner: str, rid: str, kind: str | None = None) -> Record:
@@ -497,7 +497,7 @@ class Store:
             del quota_usage
             new = evolve(record, status="active", trashed_at=None)
             self._move(record, new, point="restore")
-            self._log(owner, RestoreEvent(at=now_iso(), id=rid), undo=lambda: self._move(new, record, point="restore.undo"))
+            self._log(owner, RestoreEvent(at=now_iso(), id=rid), undo=lambda: self._move(new, record, point="undo_restore"))
         return new
 
     def _move(self, old: Record, new: Record, point: str) -> None:
@@ -573,17 +573,35 @@ class Store:
             done.append(record)
         return done
 
-    def update_meta(self, owner: str, rid: str, *, tags: Any = None, favorite: Any = None, kind: str | None = None) -> Record:
-        """Set tags and/or favorite; raises NotFound, InvalidInput."""
+    def update_meta(
+        self,
+        owner: str,
+        rid: str,
+        *,
+        tags: Any = None,
+        favorite: Any = None,
+        add_tags: Any = None,
+        remove_tags: Any = None,
+        kind: str | None = None,
+    ) -> Record:
+        """Set tags (or add/remove some) and/or favorite; raises NotFound, InvalidInput.
+
+        ``add_tags``/``remove_tags`` are applied to the tags current under
+        the user's lock, so concurrent edits of one image are never lost.
+        """
         changes: dict[str, Any] = {}
         if tags is not None:
             changes["tags"] = check_tags(tags)
+        adding, removing = check_tags(add_tags), check_tags(remove_tags)
         if favorite is not None:
             if not isinstance(favorite, bool):
                 raise InvalidInput("favorite must be true or false", field="favorite")
             changes["favorite"] = favorite
         with self.locks.user(owner):
             record = self.get(owner, rid, kind)
+            if adding or removing:
+                base = changes.get("tags", record.tags)
+                changes["tags"] = check_tags([t for t in base + adding if t not in removing])
             if not changes:
                 return record
             new = evolve(record, **changes)

@@ -230,3 +230,13 @@ def test_user_lock_is_reentrant_in_a_thread(store):
             assert store.locks.holds_user(A)
         assert store.locks.holds_user(A)
     assert not store.locks.holds_user(A)
+
+
+def test_add_and_remove_tags_apply_to_current_tags(config):
+    s1, s2 = Store(config), Store(config)
+    rec = s1.ingest(make_png(seed=21), A, tags=["a"]).record
+    s2.index(A)  # s2 has seen tags ["a"]
+    s1.update_meta(A, rec.id, add_tags=["b"])
+    new = s2.update_meta(A, rec.id, add_tags=["c"], remove_tags=["a"])  # another worker, later
+    assert new.tags == ["b", "c"]
+    assert Store(config).get(A, rec.id).tags == ["b", "c"]

@@ -339,15 +339,10 @@ def _bulk_one(store: Store, owner: str, action: str, rid: str, tags: list[str]) 
     if action in ("favorite", "unfavorite"):
         record = store.update_meta(owner, rid, favorite=action == "favorite", kind="generated")
         return {"item": serialize(store, record)}
-    # NOTE: tag/untag read the current tags and write the new list; a
-    # concurrent edit of the same image's tags between the two may be lost
-    # (the store's lock is per call and not reentrant).
-    current = store.get(owner, rid, "generated").tags
     if action == "tag":
-        new = current + [t for t in tags if t not in current]
+        record = store.update_meta(owner, rid, add_tags=tags, kind="generated")
     else:
-        new = [t for t in current if t not in tags]
-    record = store.update_meta(owner, rid, tags=new, kind="generated")
+        record = store.update_meta(owner, rid, remove_tags=tags, kind="generated")
     return {"item": serialize(store, record)}
 
 
