@@ -198,6 +198,12 @@ def test_s3_unreachable_server_is_a_storage_error() -> None:
         remote.upload(b"x", digest(b"x"))
 
 
+def test_s3_has_no_local_path_for_file_only_tools(s3_server) -> None:
+    remote = S3BlobStore(s3_server.create_bucket(), endpoint=s3_server.endpoint)
+    with pytest.raises(ConfigError, match="needs blobs on the local filesystem"):
+        remote.path("0" * 64)
+
+
 def test_s3_needs_a_bucket() -> None:
     with pytest.raises(ConfigError):
         S3BlobStore("", client=object())

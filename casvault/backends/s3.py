@@ -82,6 +82,14 @@ class S3BlobStore:
         """``s3://bucket/prefix`` for messages and reports."""
         return f"s3://{self.bucket}/{self.prefix}"
 
+    def path(self, sha256: str) -> Any:
+        """No local path exists; raises ConfigError (for the tools that need local blobs)."""
+        check_sha256(sha256)
+        raise ConfigError(
+            f"this operation needs blobs on the local filesystem, but this store keeps them in {self.location}",
+            sha256=sha256,
+        )
+
     def key(self, sha256: str) -> str:
         """The object key of the blob with this digest."""
         check_sha256(sha256)
