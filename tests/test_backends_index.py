@@ -289,6 +289,10 @@ def test_bad_cursor_and_include_are_invalid(pg: PostgresIndex) -> None:
         pg.query(OWNER, Query(cursor=encode_cursor(("not a time", "0" * 32))))
     with pytest.raises(InvalidInput):
         pg.query(OWNER, Query(include="everything"))
+    with pytest.raises(InvalidInput):
+        pg.query(OWNER, Query(cursor=encode_cursor(("2026-01-01T00:00:00.000+00:00", "\x00" * 32))))
+    for q in (Query(tag="a\x00"), Query(words=("x\x00",)), Query(workflow_id="\x00")):
+        assert pg.query(OWNER, q) == Page([], 0, None)
 
 
 def test_store_reads_from_postgres_and_writes_through(tmp_path: Path, pg_dsn: str) -> None:

@@ -187,6 +187,8 @@ def _row(owner: str, record: Record) -> tuple[Any, ...]:
 def _time(value: str, field: str) -> str:
     """An ISO time checked before PostgreSQL sees it; raises InvalidInput."""
     try:
+        if "\x00" in value:
+            raise ValueError(value)
         datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise InvalidInput(f"{field} is not valid", field=field) from None
@@ -465,6 +467,10 @@ class PostgresIndex:
         """
         if q.include not in INCLUDES:
             raise InvalidInput("include must be active, trash or all", field="include")
+        texts = (q.tag, q.aspect_ratio, q.workflow_id, *q.words)
+        if any(t is not None and "\x00" in t for t in texts):
+            # NOTE: PostgreSQL text cannot hold NUL, and no record does: nothing matches.
+            return Page([], 0, None)
         where = ["owner = %s", "kind = %s"]
         args: list[Any] = [owner, q.kind]
         if q.include != "all":
@@ -494,6 +500,8 @@ class PostgresIndex:
         skip = (q.page - 1) * q.size
         if q.cursor:
             created_at, rid = decode_cursor(q.cursor)
+            if "\x00" in rid:
+                raise InvalidInput("cursor is not valid", field="cursor")
             page_where.append("(created_at, id) < (%s::timestamptz, %s)")
             page_args += [_time(created_at, "cursor"), rid]
             skip = 0
