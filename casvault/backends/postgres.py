@@ -209,7 +209,6 @@ class PostgresIndex:
             raise ConfigError("the PostgreSQL index needs a DSN (CASVAULT_PG_DSN)")
         self.dsn = dsn
         self.connect_timeout = connect_timeout
-        self.trigram = False
         self._conn: Any = None
         self._pid = 0
         self._lock = threading.RLock()
@@ -264,11 +263,10 @@ class PostgresIndex:
                 try:
                     with conn.transaction():
                         conn.execute(TRIGRAM_SQL)
-                    self.trigram = True
                 except psycopg.Error:
                     # NOTE: without pg_trgm (not installed, or no right to create
                     # it) the prompt filter still works, by scanning the owner's rows.
-                    self.trigram = False
+                    pass
         self._schema_ready = True
 
     def _ready(self) -> None:
