@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from . import thumbs
+from . import faults, thumbs
 from .atomic import fsync_dir, remove, write_file
 from .blobs import blake3_digest, digest
 from .errors import CasvaultError, InvalidInput, ManifestCorrupt
@@ -236,7 +236,9 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     if existing is None:
         sidecar.parent.mkdir(parents=True, exist_ok=True)
         write_file(sidecar, encode_record(record), store.layout.tmp, fsync=cfg.fsync)
+        faults.point("adopt.after_sidecar")
     ensure_projection(store, record, image)
+    faults.point("adopt.after_projection")
     if record.thumb and not thumb.exists():
         thumb.parent.mkdir(exist_ok=True)
         assert info.image is not None
@@ -250,6 +252,7 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
             # NOTE: the store's own log path: it also keeps this process's index
             # and a PostgreSQL record index (when configured) current.
             store._log(owner, event)
+    faults.point("adopt.after_manifest")
     if path != image:
         remove(path)
     if old_json is not None and old_json != sidecar:

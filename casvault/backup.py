@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 import blake3 as _blake3
 import msgspec
 
+from . import faults
 from .atomic import fsync_dir, write_file
 from .blobs import digest
 from .errors import InvalidInput, NotFound
@@ -73,6 +74,7 @@ def _write_atomic(path: Path, data: bytes, fsync: bool) -> None:
         if fsync:
             fh.flush()
             os.fsync(fh.fileno())
+    faults.point("backup.write")
     os.replace(tmp, path)
     if fsync:
         fsync_dir(path.parent)
@@ -327,8 +329,11 @@ def _restore_record(store: Store, src: Path, record: Record, purged: dict[str, s
         image, sidecar, _thumb = store.layout.paths(record)
         sidecar.parent.mkdir(parents=True, exist_ok=True)
         write_file(sidecar, encode_record(record), store.layout.tmp, fsync=store.config.fsync)
+        faults.point("restore_backup.after_sidecar")
         store.project(record, image)
+        faults.point("restore_backup.after_projection")
         if record.thumb:
             write_thumbnail(store, record)
+        faults.point("restore_backup.before_manifest")
         store._log(owner, AddEvent(at=now_iso(), record=record))
     report.restored += 1

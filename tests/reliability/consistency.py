@@ -49,11 +49,11 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the installed ``casvault`` command over ``root``."""
+def run_cli(root: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    """Run the installed ``casvault`` command over ``root`` (``env``: extra CASVAULT_* settings)."""
     return subprocess.run(
         [str(CASVAULT), "--root", str(root), *args],
-        capture_output=True, text=True, timeout=timeout, env=clean_env(), cwd=REPO,
+        capture_output=True, text=True, timeout=timeout, env=clean_env(**env), cwd=REPO,
     )
 
 
