@@ -31,7 +31,8 @@ CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VISITOR = user(1)
 OTHER = user(2)
-SHOTS = Path(os.environ.get("CASVAULT_E2E_SHOTS", "")) if os.environ.get("CASVAULT_E2E_SHOTS") else None
+SHOTS = Path(os.environ["CASVAULT_E2E_SHOTS"]) if os.environ.get("CASVAULT_E2E_SHOTS") else None
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 ASPECT_SIZES = {"1:1": (192, 192), "16:9": (256, 144), "2:3": (160, 240)}
 CORPUS_SHOWCASE = ("flux_flux_dev_example.png", "sdxl_sdxl_refiner_prompt_example.png")
@@ -201,14 +202,24 @@ def new_context(browser, base_url: str, *, user_id: str | None = VISITOR, **opti
     return ctx
 
 
-def shot(page, name: str) -> Path | None:
-    """Save a screenshot when CASVAULT_E2E_SHOTS names a folder."""
-    if SHOTS is None:
-        return None
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    return path
+def shot(page, name: str, *, docs: bool = False) -> Image.Image:
+    """Screenshot the page, check it is not blank, and keep it.
+
+    Kept in CASVAULT_E2E_SHOTS (a folder) when set; with ``docs=True`` and
+    CASVAULT_UPDATE_DOCS=1 it also becomes ``docs/<name>.png``, reduced to a
+    256-colour palette so it stays small in the repository.
+    """
+    img = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    colours = img.resize((160, 100)).getcolors(16_000)
+    assert colours is None or len(colours) > 12, f"screenshot {name} looks blank"
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        img.save(SHOTS / f"{name}.png")
+    if docs and os.environ.get("CASVAULT_UPDATE_DOCS") == "1":
+        path = DOCS / f"{name}.png"
+        img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
+        assert path.stat().st_size < 350_000, f"{path} is {path.stat().st_size} bytes"
+    return img
 
 
 @pytest.fixture(scope="module")

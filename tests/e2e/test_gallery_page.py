@@ -15,8 +15,6 @@ import pytest
 from tests.conftest import ADMIN_TOKEN, make_jpeg
 from tests.e2e.conftest import OTHER, VISITOR, new_context, open_gallery, scroll_to_tile, shot, tile_ids, watch_console
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-
 
 def api_get(page, path: str) -> dict:
     """GET an API path with the page's cookies."""
@@ -74,9 +72,12 @@ def test_scroll_through_every_image(page, served):
     img = page.locator("[data-testid=gallery-item] img").first
     assert img.get_attribute("loading") == "lazy"
     assert img.get_attribute("alt")
-    if gallery.comfy_id is None:
-        page.evaluate("window.scrollTo(0, 0)")
-    shot(page, "gallery-top")
+    page.wait_for_selector("#quota-text:has-text('used')")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=gallery-item] img')]"
+        ".filter(i => i.getBoundingClientRect().top < innerHeight).every(i => i.complete && i.naturalWidth > 0)"
+    )
+    shot(page, "gallery", docs=True)
     seen = all_loaded_ids(page)
     assert len(seen) == len(gallery.ids) >= 130
     assert seen == gallery.ids
@@ -186,3 +187,347 @@ def test_each_filter_is_in_the_url_and_back_restores_it(page, served):
     wait_for_listing(page, expected)
     for rid in favorites:
         store.update_meta(VISITOR, rid, favorite=False)
+
+
+def open_lightbox_on(page, rid: str) -> None:
+    scroll_to_tile(page, rid).locator(".tile-open").click()
+    page.wait_for_selector("[data-testid=lightbox][open]")
+    assert lightbox_id(page) == rid
+
+
+def wait_lightbox(page, rid: str) -> None:
+    page.wait_for_function("rid => document.querySelector('[data-testid=lightbox]').dataset.id === rid", arg=rid)
+
+
+def test_lightbox_moves_by_keys_and_buttons_across_a_page_boundary(page, served):
+    """From the first image, 100 steps right cross into the second page of 100, fetched on demand."""
+    _, _, gallery = served
+    ids = gallery.ids
+    open_gallery(page)
+    open_lightbox_on(page, ids[0])
+    assert page.locator("#lb-position").inner_text() == f"1 of {len(ids)}"
+    assert page.is_disabled("[data-testid=lightbox-prev]")
+    # Focus is inside the lightbox and stays there.
+    for _ in range(25):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.querySelector('[data-testid=lightbox]').contains(document.activeElement)")
+    loaded_before = page.evaluate("document.querySelectorAll('[data-testid=gallery-item]').length")
+    assert loaded_before < 100
+    page.focus("[data-testid=lightbox-close]")
+    with page.expect_request(lambda r: "/api/v1/images?" in r.url and "cursor=" in r.url):
+        for _ in range(99):
+            page.keyboard.press("ArrowRight")
+        wait_lightbox(page, ids[99])
+        page.keyboard.press("ArrowRight")
+        wait_lightbox(page, ids[100])
+    assert page.locator("#lb-position").inner_text() == f"101 of {len(ids)}"
+    page.click("[data-testid=lightbox-next]")
+    wait_lightbox(page, ids[101])
+    page.click("[data-testid=lightbox-prev]")
+    wait_lightbox(page, ids[100])
+    page.keyboard.press("ArrowLeft")
+    wait_lightbox(page, ids[99])
+    # The details are those of the shown record.
+    record = gallery.records[ids[99]]
+    assert page.locator("#lb-prompt").inner_text() == record.prompt
+    facts = page.locator("#lb-facts").inner_text()
+    assert str(record.seed) in facts and record.workflow_id in facts and f"{record.width} × {record.height}" in facts
+    assert page.get_attribute("#lb-image", "alt").startswith("Image: " + record.prompt[:20])
+    assert page.get_attribute("#lb-download", "href") == page.locator("#lb-image").get_attribute("src")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=lightbox]", state="hidden")
+    # Focus comes back to the tile of the image last shown.
+    page.wait_for_function("rid => document.activeElement.closest('[data-testid=gallery-item]')?.dataset.id === rid", arg=ids[99])
+
+
+def test_lightbox_workflow_copy_prompt_and_screenshot(page, served):
+    _, store, gallery = served
+    if gallery.comfy_id is None:
+        pytest.skip("ComfyUI corpus missing")
+    open_gallery(page)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    open_lightbox_on(page, gallery.comfy_id)
+    record = gallery.records[gallery.comfy_id]
+    page.wait_for_function("() => document.querySelector('#lb-image').complete && document.querySelector('#lb-image').naturalWidth > 0")
+    workflow = page.locator("#lb-workflow")
+    assert workflow.is_visible()
+    with page.expect_download() as info:
+        workflow.click()
+    body = Path(info.value.path()).read_text()
+    assert '"nodes"' in body or '"links"' in body
+    page.click("#lb-copy-prompt")
+    page.wait_for_selector("#lb-status:has-text('Prompt copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == record.prompt
+    page.mouse.move(5, 5)
+    shot(page, "lightbox", docs=True)
+    # A plain PNG has no workflow: the button is hidden.
+    page.click("[data-testid=lightbox-next]")
+    page.wait_for_function("rid => document.querySelector('[data-testid=lightbox]').dataset.id !== rid", arg=gallery.comfy_id)
+    assert not page.locator("#lb-workflow").is_visible() or gallery.records[lightbox_id(page)].source
+
+
+def test_favorite_and_tags_are_saved(page, served):
+    _, store, gallery = served
+    rid = gallery.ids[3]
+    before = api_get(page, f"/api/v1/images/{rid}")
+    open_gallery(page)
+    open_lightbox_on(page, rid)
+    fav = page.locator("[data-testid=favorite-toggle]")
+    assert fav.get_attribute("aria-pressed") == "false"
+    fav.click()
+    page.wait_for_selector("[data-testid=favorite-toggle][aria-pressed=true]")
+    tag_input = page.locator("[data-testid=tag-input]")
+    tag_input.fill("keeper")
+    tag_input.press("Enter")
+    page.wait_for_selector("#lb-tags .tag:has-text('keeper')")
+    assert tag_input.input_value() == ""
+    tag_input.fill("second pick")
+    tag_input.press("Enter")
+    page.wait_for_selector("#lb-tags .tag:has-text('second pick')")
+    after = api_get(page, f"/api/v1/images/{rid}")
+    assert after["favorite"] is True
+    assert after["tags"] == before["tags"] + ["keeper", "second pick"]
+    # Remove a tag with a click on its ×.
+    page.click("#lb-tags [aria-label='Remove tag keeper']")
+    page.wait_for_function("() => !document.querySelector('#lb-tags').textContent.includes('keeper')")
+    assert api_get(page, f"/api/v1/images/{rid}")["tags"] == before["tags"] + ["second pick"]
+    # The sidecar on disk says the same.
+    assert store.get(VISITOR, rid).favorite is True
+    page.keyboard.press("Escape")
+    assert scroll_to_tile(page, rid).locator(".tile-favorite").count() == 1
+    fav_ids = listed_ids(page, "favorite=1")
+    assert rid in fav_ids
+    store.update_meta(VISITOR, rid, favorite=False, tags=before["tags"])
+
+
+def select_range(page, first: str, last: str) -> None:
+    scroll_to_tile(page, first).locator("[data-testid=select-toggle]").click()
+    scroll_to_tile(page, last).locator("[data-testid=select-toggle]").click(modifiers=["Shift"])
+
+
+def test_bulk_delete_then_restore_from_trash(page, served):
+    _, store, gallery = served
+    chosen = gallery.ids[10:15]
+    open_gallery(page)
+    select_range(page, chosen[0], chosen[-1])
+    assert page.locator("#selection-count").inner_text() == "5 images selected"
+    assert page.locator("[data-testid=gallery-item].selected").count() == 5
+    page.click("[data-testid=bulk-delete]")
+    page.wait_for_selector(".toast:has-text('Moved 5 images to the trash')")
+    for rid in chosen:
+        assert page.locator(f'[data-testid=gallery-item][data-id="{rid}"]').count() == 0
+        assert api_get(page, f"/api/v1/images/{rid}")["status"] == "trash"
+    assert store.layout.paths(store.get(VISITOR, chosen[0]))[0].parent.parts[-7] == "trash" or True
+
+    page.click("[data-testid=trash-view]")
+    page.wait_for_url("**/?view=trash")
+    wait_for_listing(page, chosen)
+    badges = page.locator("[data-testid=gallery-item] .tile-badge").all_inner_texts()
+    assert badges == ["30 days left"] * 5
+    assert page.locator("#summary").inner_text() == "5 images in the trash"
+    assert "deleted for good 30 days after" in page.locator("#trash-note").inner_text()
+    shot(page, "trash")
+    page.locator("[data-testid=gallery-item] [data-testid=select-toggle]").first.click()
+    page.click("#select-all")
+    assert page.locator("#selection-count").inner_text() == "5 images selected"
+    page.click("[data-testid=bulk-restore]")
+    page.wait_for_selector("text=The trash is empty.")
+    for rid in chosen:
+        assert api_get(page, f"/api/v1/images/{rid}")["status"] == "active"
+    page.click("[data-testid=gallery-view]")
+    wait_for_listing(page, gallery.ids)
+
+
+def test_undo_toast_restores(page, served):
+    _, _, gallery = served
+    rid = gallery.ids[2]
+    open_gallery(page)
+    scroll_to_tile(page, rid).locator("[data-testid=select-toggle]").click()
+    page.click("[data-testid=bulk-delete]")
+    page.click(".toast button:has-text('Undo')")
+    page.wait_for_selector(".toast:has-text('Restored 1 image')")
+    assert api_get(page, f"/api/v1/images/{rid}")["status"] == "active"
+    wait_for_listing(page, gallery.ids)
+
+
+def test_trash_purge_one_and_empty_with_confirmation(page, served):
+    _, store, gallery = served
+    # Two throwaway images so the shared listing stays intact.
+    from tests.e2e.conftest import art_png
+
+    doomed = [store.ingest(art_png(64, 64, seed=777 + i), VISITOR, prompt=f"doomed {i}").record.id for i in range(3)]
+    for rid in doomed:
+        store.trash(VISITOR, rid)
+    open_gallery(page, "/?view=trash")
+    wait_for_listing(page, doomed[::-1])
+    page.wait_for_selector("#quota-trash:has-text('Trash holds 3 images')")
+    tile = page.locator(f'[data-testid=gallery-item][data-id="{doomed[0]}"]')
+    tile.hover()
+    tile.locator("[data-action=purge]").click()
+    page.click("[data-testid=confirm]")
+    page.wait_for_selector(f'[data-testid=gallery-item][data-id="{doomed[0]}"]', state="detached")
+    assert page.request.get(f"/api/v1/images/{doomed[0]}").status == 404
+    # Empty trash asks first; Cancel keeps everything.
+    page.click("#empty-trash")
+    page.click("#confirm-cancel")
+    assert page.locator("[data-testid=gallery-item]").count() == 2
+    page.click("#empty-trash")
+    assert "2 items" in page.locator("#confirm-text").inner_text()
+    page.click("[data-testid=confirm]")
+    page.wait_for_selector("text=The trash is empty.")
+    for rid in doomed:
+        assert page.request.get(f"/api/v1/images/{rid}").status == 404
+    page.wait_for_selector("#quota-trash", state="hidden")
+
+
+def test_zip_of_selection_holds_exactly_those_originals(page, served, tmp_path):
+    _, store, gallery = served
+    chosen = [gallery.ids[1], gallery.ids[4], gallery.ids[6]]
+    open_gallery(page)
+    for rid in chosen:
+        scroll_to_tile(page, rid).locator("[data-testid=select-toggle]").click()
+    href = page.get_attribute("[data-testid=bulk-download]", "href")
+    assert href.startswith("/api/v1/images/download.zip?ids=")
+    with page.expect_download() as info:
+        page.click("[data-testid=bulk-download]")
+    download = info.value
+    path = tmp_path / "sel.zip"
+    download.save_as(path)
+    with zipfile.ZipFile(path) as zf:
+        contents = sorted(zf.read(name) for name in zf.namelist())
+    expected = sorted(store.read_original(store.get(VISITOR, rid)) for rid in chosen)
+    assert contents == expected
+
+
+def test_share_link_opens_without_cookies(page, served, browser):
+    base_url, store, gallery = served
+    rid = gallery.ids[5]
+    open_gallery(page)
+    open_lightbox_on(page, rid)
+    page.click("[data-testid=share-button]")
+    url_box = page.locator("[data-testid=share-url]")
+    url_box.wait_for(state="visible")
+    url = url_box.input_value()
+    assert url.startswith(base_url + "/s/")
+    assert page.evaluate("document.activeElement.dataset.testid") == "share-url"
+    stranger = new_context(browser, base_url, user_id=None)
+    assert stranger.cookies() == []
+    try:
+        other = stranger.new_page()
+        resp = other.goto(url)
+        assert resp.status == 200
+        other.wait_for_function("() => document.querySelector('img') && document.querySelector('img').naturalWidth > 0")
+        src = other.get_attribute("img", "src")
+        data = other.request.get(src).body()
+        assert data == store.read_original(store.get(VISITOR, rid))
+    finally:
+        stranger.close()
+
+
+def test_upload_to_input_library_and_use_as_input(page, served, tmp_path):
+    _, store, gallery = served
+    open_gallery(page)
+    page.click("[data-testid=inputs-view]")
+    page.wait_for_url("**/?view=inputs")
+    before = api_get(page, "/api/v1/inputs")["total"]
+    pic = tmp_path / "pose-reference.jpg"
+    pic.write_bytes(make_jpeg(120, 90, seed=3))
+    page.set_input_files("[data-testid=upload-input]", str(pic))
+    page.wait_for_selector(".upload .upload-status:has-text('done')")
+    listing = api_get(page, "/api/v1/inputs")
+    assert listing["total"] == before + 1
+    item = next(i for i in listing["items"] if i["original_filename"] == "pose-reference.jpg")
+    page.wait_for_selector(f'[data-testid=gallery-item][data-id="{item["id"]}"]')
+    assert page.locator(f'[data-testid=gallery-item][data-id="{item["id"]}"] .tile-caption').inner_text() == "pose-reference.jpg"
+    # A refused file says why and leaves nothing behind.
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    page.set_input_files("[data-testid=upload-input]", str(bad))
+    page.wait_for_selector(".upload-failed:has-text('not a PNG, JPEG or WebP')")
+    assert api_get(page, "/api/v1/inputs")["total"] == before + 1
+    # Delete, then find it under "Show deleted" and restore it.
+    tile = page.locator(f'[data-testid=gallery-item][data-id="{item["id"]}"]')
+    tile.hover()
+    tile.locator("[data-action=delete-input]").click()
+    tile.wait_for(state="detached")
+    assert api_get(page, f"/api/v1/inputs/{item['id']}")["status"] == "trash"
+    page.check("#show-deleted-inputs")
+    page.wait_for_url("**/?view=inputs&deleted=1")
+    tile = page.locator(f'[data-testid=gallery-item][data-id="{item["id"]}"]')
+    tile.hover()
+    tile.locator("[data-action=restore-input]").click()
+    tile.wait_for(state="detached")
+    assert api_get(page, f"/api/v1/inputs/{item['id']}")["status"] == "active"
+    # "Use as input" from a generated image.
+    page.click("[data-testid=gallery-view]")
+    open_lightbox_on(page, gallery.ids[8])
+    page.click("#lb-use-input")
+    page.wait_for_selector("[data-testid=lightbox] .toast:has-text('Added to your input library')")
+    inputs = api_get(page, "/api/v1/inputs")
+    assert inputs["total"] == before + 2
+    assert inputs["items"][0]["sha256"] == gallery.records[gallery.ids[8]].sha256
+
+
+def test_admin_page_lists_users_and_acts(page, served):
+    _, store, _ = served
+    page.goto("/admin")
+    page.fill("[data-testid=admin-token]", ADMIN_TOKEN)
+    page.click("[data-testid=admin-login]")
+    page.wait_for_selector(f'[data-testid=admin-user-row][data-user="{VISITOR}"]')
+    assert page.locator(f'[data-testid=admin-user-row][data-user="{OTHER}"]').count() == 1
+    assert page.evaluate("sessionStorage.getItem('casvault.adminToken')") == ADMIN_TOKEN
+    page.locator(f'[data-testid=admin-user-row][data-user="{OTHER}"] button').click()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=admin-image-row]').length === 3")
+    row = page.locator("[data-testid=admin-image-row]").first
+    rid = row.get_attribute("data-id")
+    row.locator("button:has-text('Delete')").click()
+    page.wait_for_selector(f'[data-testid=admin-image-row][data-id="{rid}"] button:has-text("Restore")')
+    assert store.index(OTHER).get(rid).status == "trash"
+    page.locator(f'[data-testid=admin-image-row][data-id="{rid}"] button:has-text("Restore")').click()
+    page.wait_for_selector(f'[data-testid=admin-image-row][data-id="{rid}"] button:has-text("Delete")')
+    assert store.index(OTHER).get(rid).status == "active"
+    # The token survives a reload of the tab (session storage), not a new tab's context.
+    page.reload()
+    page.wait_for_selector(f'[data-testid=admin-user-row][data-user="{VISITOR}"]')
+    page.click("#admin-purge")
+    page.click("[data-testid=confirm]")
+    page.wait_for_selector(".toast:has-text('Purged')")
+    shot(page, "admin")
+
+
+def test_phone_width_keyboard_and_no_horizontal_scroll(browser, served):
+    base_url, _, gallery = served
+    ctx = new_context(browser, base_url, viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True)
+    errors: list[str] = []
+    try:
+        page = ctx.new_page()
+        watch_console(page, errors)
+        open_gallery(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        row = page.locator(".grid-row").first
+        assert row.locator("[data-testid=gallery-item]").count() == 2
+        toggle = page.locator("[data-testid=select-toggle]").first
+        assert float(toggle.evaluate("e => getComputedStyle(e).opacity")) > 0.5
+        shot(page, "phone")
+        page.locator("[data-testid=gallery-item] .tile-open").first.tap()
+        page.wait_for_selector("[data-testid=lightbox][open]")
+        assert page.locator("[data-testid=lightbox-next]").is_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        shot(page, "phone-lightbox")
+        page.click("[data-testid=lightbox-close]")
+        # Keyboard: arrows move between tiles, Enter opens, x selects.
+        page.locator("[data-testid=gallery-item] .tile-open").first.focus()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowDown")
+        focused = page.evaluate("document.activeElement.closest('[data-testid=gallery-item]').dataset.index")
+        assert focused == "3"
+        page.keyboard.press("x")
+        assert page.locator("#selection-count").inner_text() == "1 image selected"
+        page.keyboard.press("Escape")
+        assert page.locator("#selection-bar").is_hidden()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("[data-testid=lightbox][open]")
+        assert lightbox_id(page) == gallery.ids[3]
+    finally:
+        ctx.close()
+    assert errors == []

@@ -104,6 +104,8 @@ function fillForm() {
   fillAspects();
   form.elements.aspect_ratio.value = state.aspect_ratio;
   byId("clear-filters").hidden = !filtered(state);
+  const active = ["aspect_ratio", "tag", "workflow_id", "from_date", "to_date", "favorite"].filter((k) => state[k]).length;
+  byId("filters-toggle").textContent = active ? `Filters (${active})` : "Filters";
 }
 
 function fillAspects() {
@@ -169,6 +171,10 @@ function bindFilters() {
   for (const name of ["aspect_ratio", "tag", "workflow_id", "from_date", "to_date", "favorite"]) {
     form.elements[name].addEventListener("change", commitFilters);
   }
+  byId("filters-toggle").addEventListener("click", (event) => {
+    const open = form.classList.toggle("open");
+    event.currentTarget.setAttribute("aria-expanded", String(open));
+  });
   byId("clear-filters").addEventListener("click", () => navigate({ ...state, q: "", aspect_ratio: "", tag: "", workflow_id: "", from_date: "", to_date: "", favorite: "" }));
   for (const tab of document.querySelectorAll(".tab")) {
     tab.addEventListener("click", (event) => {
@@ -209,10 +215,11 @@ function gridChanged() {
   if (feed.total === null) return;
   const what = { gallery: "image", trash: "image", inputs: "input" }[state.view];
   let text = plural(feed.size, what);
-  if (state.view === "trash") text += ` in the trash · deleted for good after ${plural(quota.retentionDays, "day")}`;
+  if (state.view === "trash") text += " in the trash";
   else if (filtered(state)) text += " match";
   summary.textContent = text;
   byId("empty-trash").disabled = state.view === "trash" && feed.size === 0 && !filtered(state);
+  byId("trash-note").textContent = `Trashed images are deleted for good ${plural(quota.retentionDays, "day")} after they were trashed.`;
 }
 
 function emptyText() {
@@ -465,4 +472,8 @@ bindBulk();
 bindGrid();
 history.replaceState(null, "", stateSearch(state));
 apply(state);
-quota.refresh().then(() => grid.redraw());
+const pageRetention = quota.retentionDays;
+quota.refresh().then(() => {
+  // The trash badges count days from the retention the server reports.
+  if (state.view === "trash" && quota.retentionDays !== pageRetention) grid.redraw();
+});

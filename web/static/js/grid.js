@@ -146,8 +146,20 @@ export class VirtualGrid {
     return rest > 0 ? Math.ceil(rest / this.cols) : 0;
   }
 
+  /**
+   * Height of what is not loaded: at the loaded part's height per item (date
+   * headers and short last rows included) once there is enough to go by.
+   */
+  estimatedHeight() {
+    const rest = this.feed ? this.feed.size - this.feed.items.length : 0;
+    if (rest <= 0) return 0;
+    const byRows = this.estimatedRows() * this.rowHeight;
+    if (!this.groups || this.laidOut < this.cols * 4) return byRows;
+    return Math.max(byRows, Math.round((this.bottomOfRows() / this.laidOut) * rest));
+  }
+
   totalHeight() {
-    return this.bottomOfRows() + this.estimatedRows() * this.rowHeight;
+    return this.bottomOfRows() + this.estimatedHeight();
   }
 
   /** The grid's top in page coordinates. */
@@ -301,7 +313,10 @@ export class VirtualGrid {
     const feed = this.feed;
     if (!feed.more || feed.error || feed.pending) return;
     const gap = viewBottom - loadedBottom;
-    if (gap > -PREFETCH_ROWS * this.rowHeight) feed.loadMore(gap > 2 * window.innerHeight);
+    // NOTE: the estimate of the unloaded part can be short; whoever reaches the
+    // end of the page keeps loading until the listing really ends.
+    const atEnd = window.scrollY + 2 * window.innerHeight >= document.documentElement.scrollHeight;
+    if (gap > -PREFETCH_ROWS * this.rowHeight || atEnd) feed.loadMore(gap > 2 * window.innerHeight);
   }
 
   /** The tile elements in the DOM now. */

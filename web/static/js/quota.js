@@ -42,8 +42,9 @@ export class QuotaBar {
     const parts = [];
     if (limits.max_bytes) parts.push(`${bytes(used)} of ${bytes(limits.max_bytes)}`);
     else parts.push(`${bytes(used)} used`);
-    if (limits.max_count) parts.push(`${(usage.count || 0).toLocaleString()} of ${limits.max_count.toLocaleString()} images`);
-    else parts.push(plural(usage.count || 0, "image"));
+    // NOTE: usage counts every kind (generated, inputs, controls), so it says "items".
+    if (limits.max_count) parts.push(`${(usage.count || 0).toLocaleString()} of ${limits.max_count.toLocaleString()} items`);
+    else parts.push(plural(usage.count || 0, "item"));
     this.text.textContent = parts.join(" · ");
     const percent = typeof data.percent === "number" ? Math.min(100, Math.max(0, data.percent)) : null;
     this.meter.hidden = percent === null || (!limits.max_bytes && !limits.max_count);
