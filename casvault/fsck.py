@@ -277,6 +277,7 @@ class _UserCheck:
         self.records = 0
 
     def want(self, kind: str) -> bool:
+        """True when this kind of problem is checked in this run."""
         return self.only is None or kind in self.only
 
     def problem(self, kind: str, detail: str, rid: str | None = None, path: Path | None = None) -> Problem | None:

@@ -72,7 +72,10 @@ class Watcher:
         watcher = self
 
         class Handler(FileSystemEventHandler):
-            def on_any_event(self, event) -> None:  # noqa: D401 - watchdog's callback
+            """Forwards file events under outputs/users to :meth:`Watcher.touch`."""
+
+            def on_any_event(self, event) -> None:
+                """Note a created, modified, closed or moved-in file."""
                 if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
                     return
                 raw = getattr(event, "dest_path", "") or event.src_path
