@@ -531,3 +531,33 @@ def test_phone_width_keyboard_and_no_horizontal_scroll(browser, served):
     finally:
         ctx.close()
     assert errors == []
+
+
+def test_bulk_tag_and_zip_in_parts(page, served, tmp_path):
+    _, store, gallery = served
+    chosen = gallery.ids[20:23]
+    open_gallery(page)
+    select_range(page, chosen[0], chosen[-1])
+    page.click("[data-testid=bulk-tag]")
+    page.fill("#confirm-input", "batch-a, batch-b")
+    page.click("[data-testid=confirm]")
+    page.wait_for_selector(".toast:has-text('Tagged 3 images with batch-a, batch-b')")
+    for rid in chosen:
+        tags = api_get(page, f"/api/v1/images/{rid}")["tags"]
+        assert tags[-2:] == ["batch-a", "batch-b"]
+        store.update_meta(VISITOR, rid, tags=tags[:-2])
+    # More than 100 selected: the ZIP comes in parts of 100, each a plain download.
+    scroll_to_tile(page, gallery.ids[110])
+    page.click("#select-all")
+    count = int(page.locator("#selection-count").inner_text().split()[0])
+    assert count > 110
+    assert page.locator("[data-testid=bulk-download]").inner_text().endswith("parts)")
+    page.click("[data-testid=bulk-download]")
+    part = page.locator(".toast-parts a").first
+    assert part.inner_text() == "Part 1 (100)"
+    with page.expect_download() as info:
+        part.click()
+    path = tmp_path / "part1.zip"
+    info.value.save_as(path)
+    with zipfile.ZipFile(path) as zf:
+        assert len(zf.namelist()) == 100

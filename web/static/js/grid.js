@@ -290,7 +290,7 @@ export class VirtualGrid {
     if (row.kind === "header") {
       el = h("h2", { class: "day-header" }, dayLabel(row.day));
     } else {
-      el = h("div", { class: "grid-row", role: "none" });
+      el = h("div", { class: "grid-row" });
       el.style.gridTemplateColumns = `repeat(${this.cols}, ${this.tile}px)`;
       el.style.columnGap = `${GAP}px`;
       if (row.kind === "skeleton") {

@@ -30,7 +30,6 @@ export function renderTile(item, { mode, selected, retentionDays }) {
     class: `tile${selected ? " selected" : ""}${trashed ? " trashed" : ""}`,
     "data-testid": "gallery-item",
     "data-id": item.id,
-    role: "listitem",
   });
   if (mode === "inputs") {
     tile.append(h("a", { class: "tile-open", href: item.url, target: "_blank", rel: "noopener" }, thumb(item)));
