@@ -251,7 +251,7 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
         else:
             # NOTE: the store's own log path: it also keeps this process's index
             # and a PostgreSQL record index (when configured) current.
-            store._log(owner, event)
+            store.log_events(owner, event)
     faults.point("adopt.after_manifest")
     if path != image:
         remove(path)

@@ -335,5 +335,5 @@ def _restore_record(store: Store, src: Path, record: Record, purged: dict[str, s
         if record.thumb:
             write_thumbnail(store, record)
         faults.point("restore_backup.before_manifest")
-        store._log(owner, AddEvent(at=now_iso(), record=record))
+        store.log_events(owner, AddEvent(at=now_iso(), record=record))
     report.restored += 1

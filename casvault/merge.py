@@ -162,7 +162,7 @@ def _move_one(store: Store, known: Record, member: str) -> str:
             _copy_thumb(store, record, new, thumb)
         faults.point("merge.after_thumb")
         if store.index(member).get(new.id) is None:
-            store._log(member, MoveEvent(at=now_iso(), id=new.id, owner_from=guest, owner_to=member, record=new))
+            store.log_events(member, MoveEvent(at=now_iso(), id=new.id, owner_from=guest, owner_to=member, record=new))
         faults.point("merge.after_member_manifest")
         remove(guest_sidecar)
         faults.point("merge.after_guest_sidecar")
@@ -170,7 +170,7 @@ def _move_one(store: Store, known: Record, member: str) -> str:
     faults.point("merge.after_guest_files")
     logged = store.index(guest).get(known.id) is not None
     if logged:
-        store._log(guest, MoveEvent(at=now_iso(), id=known.id, owner_from=guest, owner_to=member))
+        store.log_events(guest, MoveEvent(at=now_iso(), id=known.id, owner_from=guest, owner_to=member))
     faults.point("merge.after_guest_manifest")
     if now is not None:
         return "moved"

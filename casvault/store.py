@@ -333,7 +333,7 @@ class Store:
             new_blob = self.blobs.put(data, sha)
             faults.point("ingest.after_blob")
             self._materialize_or_discard(record, thumb_bytes, "ingest.before_manifest")
-            self._log(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
+            self.log_events(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
             faults.point("ingest.after_manifest")
         return IngestResult(record, new_blob, in_trash)
 
@@ -413,8 +413,8 @@ class Store:
             refresh_inode=lambda: self.blobs.refresh_inode(record.sha256),
         )
 
-    def _log(self, owner: str, *events: Event, undo: Callable[[], object] | None = None) -> None:
-        """Append events to the manifest and this process's index (under the lock).
+    def log_events(self, owner: str, *events: Event, undo: Callable[[], object] | None = None) -> None:
+        """Append events to the manifest and this process's indexes; call under ``owner``'s lock.
 
         When the append fails nothing was acknowledged: ``undo`` takes back
         the files the write already changed, then the error is raised.
@@ -470,7 +470,7 @@ class Store:
             if not self.blobs.has(src.sha256):
                 raise NotFound("the source image's original is missing", id=source_id)
             self._materialize_or_discard(record, thumb_bytes, "copy.before_manifest")
-            self._log(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
+            self.log_events(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
         return record
 
     # --- trash, restore, purge, metadata -------------------------------------
@@ -484,7 +484,7 @@ class Store:
             at = now_iso()
             new = evolve(record, status="trash", trashed_at=at)
             self._move(record, new, point="trash")
-            self._log(owner, TrashEvent(at=at, id=rid), undo=lambda: self._move(new, record, point="undo_trash"))
+            self.log_events(owner, TrashEvent(at=at, id=rid), undo=lambda: self._move(new, record, point="undo_trash"))
         return new
 
     def restore(self, owner: str, rid: str, kind: str | None = None) -> Record:
@@ -497,7 +497,7 @@ class Store:
             del quota_usage
             new = evolve(record, status="active", trashed_at=None)
             self._move(record, new, point="restore")
-            self._log(owner, RestoreEvent(at=now_iso(), id=rid), undo=lambda: self._move(new, record, point="undo_restore"))
+            self.log_events(owner, RestoreEvent(at=now_iso(), id=rid), undo=lambda: self._move(new, record, point="undo_restore"))
         return new
 
     def _move(self, old: Record, new: Record, point: str) -> None:
@@ -541,7 +541,7 @@ class Store:
             record = self.get(owner, rid)
             if record.status != "trash":
                 raise Conflict("only images in the trash can be deleted for good", id=rid)
-            self._log(owner, PurgeEvent(at=now_iso(), id=rid))
+            self.log_events(owner, PurgeEvent(at=now_iso(), id=rid))
             faults.point("purge.after_manifest")
             self.remove_files(record)
         return record.bytes
@@ -610,7 +610,7 @@ class Store:
                 point="sidecar.write",
             )
             faults.point("meta.after_sidecar")
-            self._log(
+            self.log_events(
                 owner,
                 MetaEvent(at=now_iso(), id=rid, tags=changes.get("tags"), favorite=changes.get("favorite")),
                 undo=lambda: write_file(

@@ -76,7 +76,7 @@ def write_thumbnail(store: Store, record: Record, data: bytes | None = None) -> 
     write_file(path, data, store.layout.tmp, fsync=cfg.fsync)
     if new is not record:
         write_file(store.layout.sidecar_path(new), encode_record(new), store.layout.tmp, fsync=cfg.fsync)
-        store._log(record.owner, AddEvent(at=now_iso(), record=new))
+        store.log_events(record.owner, AddEvent(at=now_iso(), record=new))
     return new
 
 

@@ -54,6 +54,8 @@ def project_view(
     fallback case.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if "hardlink" in modes_for(setting) and same_file(blob, dest):
+        return "hardlink"  # already projected: rename() between two links of one inode would do nothing
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
     modes = modes_for(setting)
     last: OSError | None = None
@@ -76,6 +78,8 @@ def project_view(
             raise storage_error(exc, f"projecting {dest.name} ({mode})") from exc
         try:
             os.replace(tmp, dest)
+            if os.path.lexists(tmp):  # NOTE: dest was already a link to the same inode
+                os.unlink(tmp)
             if fsync:
                 fsync_dir(dest.parent)
         except OSError as exc:

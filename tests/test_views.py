@@ -90,3 +90,13 @@ def test_emlink_gets_fresh_inode(blob, tmp_path, monkeypatch):
     dest = tmp_path / "outputs" / "x.png"
     assert project_view(blob, dest, refresh_inode=refresh) == "hardlink"
     assert dest.stat().st_ino == fresh.stat().st_ino
+
+
+def test_reprojecting_over_the_same_inode_leaves_no_temp(blob, tmp_path):
+    dest = tmp_path / "outputs" / "x.png"
+    project_view(blob, dest)
+    assert project_view(blob, dest) == "hardlink"
+    other = tmp_path / "outputs" / "y.png"
+    os.link(blob, other)
+    assert project_view(blob, other, setting="copy") == "copy"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["x.png", "y.png"]
