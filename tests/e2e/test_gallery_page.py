@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, make_jpeg
+from tests.conftest import ADMIN_TOKEN, make_jpeg, make_webp
 from tests.e2e.conftest import OTHER, VISITOR, new_context, open_gallery, scroll_to_tile, shot, tile_ids, watch_console
 
 
@@ -458,6 +458,17 @@ def test_upload_to_input_library_and_use_as_input(page, served, tmp_path):
     tile.locator("[data-action=restore-input]").click()
     tile.wait_for(state="detached")
     assert api_get(page, f"/api/v1/inputs/{item['id']}")["status"] == "active"
+    # The controls library sits beside it, with its own listing and uploads.
+    page.uncheck("#show-deleted-inputs")
+    page.check("input[name=lib][value=controls]")
+    page.wait_for_url("**/?view=inputs&lib=controls")
+    page.wait_for_selector("text=No control images yet")
+    control = tmp_path / "scribble.webp"
+    control.write_bytes(make_webp(50, 50, seed=4))
+    page.set_input_files("[data-testid=upload-input]", str(control))
+    page.wait_for_selector("[data-testid=gallery-item] .tile-caption:has-text('scribble.webp')")
+    assert [i["original_filename"] for i in api_get(page, "/api/v1/controls")["items"]] == ["scribble.webp"]
+    assert api_get(page, "/api/v1/inputs")["total"] == before + 1
     # "Use as input" from a generated image.
     page.click("[data-testid=gallery-view]")
     open_lightbox_on(page, gallery.ids[8])

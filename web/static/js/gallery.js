@@ -57,6 +57,7 @@ const lightbox = new Lightbox({
 
 new Uploader({
   isActive: () => state.view === "inputs",
+  path: () => `/${state.lib}/upload`,
   onUploaded: (item) => {
     if (state.view === "inputs" && !state.deleted) feed.insert([item]);
     quota.refresh();
@@ -77,15 +78,17 @@ function apply(next) {
   byId("inputs-bar").hidden = state.view !== "inputs";
   byId("trash-bar").hidden = state.view !== "trash";
   byId("show-deleted-inputs").checked = state.deleted;
+  for (const radio of document.querySelectorAll("input[name=lib]")) radio.checked = radio.value === state.lib;
   fillForm();
   selection.clear();
-  feed = new Feed(state.view === "inputs" ? "/inputs" : "/images", apiParams(state));
+  feed = new Feed(state.view === "inputs" ? `/${state.lib}` : "/images", apiParams(state));
   feed.subscribe((_, change) => {
     if (change === "append") remember(feed.items.slice(-200));
   });
   window.scrollTo(0, 0);
   grid.setFeed(feed);
-  document.title = { gallery: "Your images", trash: "Trash", inputs: "Input library" }[state.view] + " · casvault";
+  const titles = { gallery: "Your images", trash: "Trash", inputs: state.lib === "controls" ? "Control images" : "Input library" };
+  document.title = `${titles[state.view]} · casvault`;
 }
 
 /** Go to a state, adding a history entry (the back button comes back here). */
@@ -188,6 +191,9 @@ function bindFilters() {
     if (state.view !== "trash") navigate({ ...parseState(""), view: "trash" });
   });
   byId("show-deleted-inputs").addEventListener("change", (event) => navigate({ ...state, deleted: event.target.checked }));
+  for (const radio of document.querySelectorAll("input[name=lib]")) {
+    radio.addEventListener("change", () => navigate({ ...state, lib: radio.value, deleted: false }));
+  }
   window.addEventListener("popstate", () => {
     if (lightbox.isOpen) lightbox.close();
     apply(parseState(location.search));
@@ -199,8 +205,7 @@ function bindFilters() {
 function gridChanged() {
   const status = byId("grid-status");
   const summary = byId("summary");
-  const grid_el = byId("grid");
-  grid_el.setAttribute("aria-busy", String(Boolean(feed.pending)));
+  byId("grid").setAttribute("aria-busy", String(Boolean(feed.pending)));
   if (feed.error) {
     status.replaceChildren(`Could not load: ${feed.error.message} `, h("button", { type: "button", class: "btn btn-small", onclick: () => feed.retry() }, "Retry"));
   } else if (feed.total === 0) {
@@ -213,7 +218,7 @@ function gridChanged() {
     status.textContent = "";
   }
   if (feed.total === null) return;
-  const what = { gallery: "image", trash: "image", inputs: "input" }[state.view];
+  const what = { gallery: "image", trash: "image", inputs: state.lib === "controls" ? "control image" : "input" }[state.view];
   let text = plural(feed.size, what);
   if (state.view === "trash") text += " in the trash";
   else if (filtered(state)) text += " match";
@@ -224,7 +229,10 @@ function gridChanged() {
 
 function emptyText() {
   if (state.view === "trash") return filtered(state) ? "Nothing in the trash matches." : "The trash is empty.";
-  if (state.view === "inputs") return state.deleted ? "No deleted inputs." : "No inputs yet: drop images above to add some.";
+  if (state.view === "inputs") {
+    const what = state.lib === "controls" ? "control images" : "inputs";
+    return state.deleted ? `No deleted ${what}.` : `No ${what} yet: drop images above to add some.`;
+  }
   return filtered(state) ? "No images match these filters." : "No images yet.";
 }
 
@@ -406,21 +414,22 @@ async function tileAction(action, item) {
   else if (action === "purge") await purgeItems([item.id]);
   else if (action === "delete-input" || action === "restore-input") {
     const verb = action === "delete-input" ? "delete" : "restore";
-    await api(`/inputs/${item.id}/${verb}`, { method: "POST" });
+    const lib = state.lib;
+    await api(`/${lib}/${item.id}/${verb}`, { method: "POST" });
     feed.remove([item.id]);
     quota.refresh();
     if (verb === "delete") {
-      toast("Input deleted", {
+      toast(lib === "controls" ? "Control image deleted" : "Input deleted", {
         action: {
           label: "Undo",
-          run: () => api(`/inputs/${item.id}/restore`, { method: "POST" }).then((back) => {
-            if (state.view === "inputs" && !state.deleted) feed.insert([back]);
+          run: () => api(`/${lib}/${item.id}/restore`, { method: "POST" }).then((back) => {
+            if (state.view === "inputs" && state.lib === lib && !state.deleted) feed.insert([back]);
             quota.refresh();
           }).catch((err) => showError(err, "Could not undo")),
         },
       });
     } else {
-      toast("Input restored");
+      toast("Restored");
     }
   }
 }

@@ -2,12 +2,17 @@
 
 export const FILTERS = ["q", "aspect_ratio", "tag", "workflow_id", "from_date", "to_date", "favorite"];
 export const VIEWS = ["gallery", "trash", "inputs"];
+export const LIBRARIES = ["inputs", "controls"];
 
 /** The state in a query string (unknown or malformed values are dropped). */
 export function parseState(search) {
   const params = new URLSearchParams(search);
   const view = params.get("view");
-  const state = { view: VIEWS.includes(view) ? view : "gallery", deleted: params.get("deleted") === "1" };
+  const state = {
+    view: VIEWS.includes(view) ? view : "gallery",
+    lib: LIBRARIES.includes(params.get("lib")) ? params.get("lib") : "inputs",
+    deleted: params.get("deleted") === "1",
+  };
   for (const key of FILTERS) state[key] = (params.get(key) || "").trim();
   if (!/^\d{4}-\d{2}-\d{2}$/.test(state.from_date)) state.from_date = "";
   if (!/^\d{4}-\d{2}-\d{2}$/.test(state.to_date)) state.to_date = "";
@@ -19,6 +24,7 @@ export function parseState(search) {
 export function stateSearch(state) {
   const params = new URLSearchParams();
   if (state.view !== "gallery") params.set("view", state.view);
+  if (state.view === "inputs" && state.lib !== "inputs") params.set("lib", state.lib);
   if (state.view === "inputs" && state.deleted) params.set("deleted", "1");
   if (state.view !== "inputs") {
     for (const key of FILTERS) if (state[key]) params.set(key, state[key]);

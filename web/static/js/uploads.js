@@ -8,10 +8,11 @@ const ACCEPTED = ["image/png", "image/jpeg", "image/webp"];
 const PARALLEL = 2;
 
 export class Uploader {
-  /** onUploaded(item) runs after each file the server stored. */
-  constructor({ onUploaded, isActive }) {
+  /** onUploaded(item) runs after each file the server stored; path() names the upload endpoint. */
+  constructor({ onUploaded, isActive, path }) {
     this.onUploaded = onUploaded;
     this.isActive = isActive;
+    this.path = path;
     this.list = byId("uploads");
     this.zone = byId("dropzone");
     this.queue = [];
@@ -50,7 +51,7 @@ export class Uploader {
         this.fail(row, status, "not a PNG, JPEG or WebP image");
         continue;
       }
-      this.queue.push({ file, row, progress, status });
+      this.queue.push({ file, row, progress, status, path: this.path() });
     }
     this.pump();
   }
@@ -60,7 +61,7 @@ export class Uploader {
       const job = this.queue.shift();
       this.running += 1;
       job.status.textContent = "uploading";
-      upload("/inputs/upload", job.file, (fraction) => {
+      upload(job.path, job.file, (fraction) => {
         job.progress.value = fraction;
         job.status.textContent = fraction < 1 ? `${Math.round(fraction * 100)}%` : "saving";
       })
@@ -69,7 +70,7 @@ export class Uploader {
           job.status.textContent = "done";
           job.row.classList.add("upload-done");
           setTimeout(() => job.row.remove(), 4000);
-          this.onUploaded(item);
+          if (job.path === this.path()) this.onUploaded(item);
         })
         .catch((err) => this.fail(job.row, job.status, err.message))
         .finally(() => {
