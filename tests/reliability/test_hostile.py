@@ -50,7 +50,7 @@ def site(tmp_path_factory):
     with requests.Session() as s:
         s.cookies.update(cookie(victim))
         s.headers.update(XRW)
-        a = s.post(srv.url + "/api/v1/inputs/upload", files={"file": ("a.png", make_png(seed=1))}).json()
+        assert s.post(srv.url + "/api/v1/inputs/upload", files={"file": ("a.png", make_png(seed=1))}).status_code == 201
         r = requests.post(srv.url + "/api/v1/ingest", files={"file": ("g.png", make_png(seed=2))},
                           data={"owner": victim}, headers=AUTH, timeout=10)
         b = r.json()
@@ -61,7 +61,6 @@ def site(tmp_path_factory):
     image_url = b["url"]
     v = Victim(srv.url, victim, b["id"], image_url, image_url.rsplit(".", 1)[0] + ".json", t["id"], trashed_url,
                owner(2))
-    del a
     yield srv, root, v
     srv.stop()
 
