@@ -439,6 +439,22 @@ def test_upload_to_input_library_and_use_as_input(page, served, tmp_path):
     item = next(i for i in listing["items"] if i["original_filename"] == "pose-reference.jpg")
     page.wait_for_selector(f'[data-testid=gallery-item][data-id="{item["id"]}"]')
     assert page.locator(f'[data-testid=gallery-item][data-id="{item["id"]}"] .tile-caption').inner_text() == "pose-reference.jpg"
+    # Drag and drop: a PNG drawn in the page, dropped on the zone.
+    page.evaluate(
+        """async () => {
+          const canvas = Object.assign(document.createElement('canvas'), {width: 40, height: 30});
+          canvas.getContext('2d').fillRect(5, 5, 20, 10);
+          const blob = await new Promise(done => canvas.toBlob(done, 'image/png'));
+          const data = new DataTransfer();
+          data.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
+          const zone = document.querySelector('#dropzone');
+          zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: data, bubbles: true, cancelable: true}));
+          zone.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+        }"""
+    )
+    page.wait_for_selector("[data-testid=gallery-item] .tile-caption:has-text('dropped.png')")
+    before += 1
+    assert api_get(page, "/api/v1/inputs")["items"][0]["original_filename"] == "dropped.png"
     # A refused file says why and leaves nothing behind.
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")
