@@ -588,3 +588,29 @@ def test_bulk_tag_and_zip_in_parts(page, served, tmp_path):
     info.value.save_as(path)
     with zipfile.ZipFile(path) as zf:
         assert len(zf.namelist()) == 100
+
+
+def test_a_failed_page_load_says_so_and_retries(browser, served):
+    """The server's JSON error is shown with a Retry button that loads the page."""
+    base_url, _, gallery = served
+    ctx = new_context(browser, base_url)
+    errors: list[str] = []
+    try:
+        page = ctx.new_page()
+        watch_console(page, errors)
+        failures = []
+
+        def fail_once(route):
+            if failures:
+                return route.continue_()
+            failures.append(route.request.url)
+            return route.fulfill(status=503, content_type="application/json", body='{"error": {"code": "lock_busy", "message": "store busy, try again"}}')
+
+        page.route("**/api/v1/images?*", fail_once)
+        page.goto("/")
+        page.wait_for_selector("#grid-status:has-text('Could not load: store busy, try again')")
+        page.click("#grid-status button:has-text('Retry')")
+        wait_for_listing(page, gallery.ids)
+    finally:
+        ctx.close()
+    assert [e for e in errors if "503" not in e] == []

@@ -202,29 +202,34 @@ function bindFilters() {
 
 // --- grid status ------------------------------------------------------------------------
 
+/** Set a text only when it changed (the grid calls gridChanged on every frame; live regions would re-announce). */
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 function gridChanged() {
   const status = byId("grid-status");
   const summary = byId("summary");
   byId("grid").setAttribute("aria-busy", String(Boolean(feed.pending)));
   if (feed.error) {
-    status.replaceChildren(`Could not load: ${feed.error.message} `, h("button", { type: "button", class: "btn btn-small", onclick: () => feed.retry() }, "Retry"));
+    if (!status.querySelector("button")) status.replaceChildren(`Could not load: ${feed.error.message} `, h("button", { type: "button", class: "btn btn-small", onclick: () => feed.retry() }, "Retry"));
   } else if (feed.total === 0) {
-    status.textContent = emptyText();
+    setText(status, emptyText());
   } else if (feed.pending && !feed.items.length) {
-    status.textContent = "Loading…";
+    setText(status, "Loading…");
   } else if (feed.done && feed.items.length > 0) {
-    status.textContent = state.view === "inputs" ? "" : "That is everything.";
+    setText(status, state.view === "inputs" ? "" : "That is everything.");
   } else {
-    status.textContent = "";
+    setText(status, "");
   }
   if (feed.total === null) return;
   const what = { gallery: "image", trash: "image", inputs: state.lib === "controls" ? "control image" : "input" }[state.view];
   let text = plural(feed.size, what);
   if (state.view === "trash") text += " in the trash";
   else if (filtered(state)) text += " match";
-  summary.textContent = text;
+  setText(summary, text);
   byId("empty-trash").disabled = state.view === "trash" && feed.size === 0 && !filtered(state);
-  byId("trash-note").textContent = `Trashed images are deleted for good ${plural(quota.retentionDays, "day")} after they were trashed.`;
+  setText(byId("trash-note"), `Trashed images are deleted for good ${plural(quota.retentionDays, "day")} after they were trashed.`);
 }
 
 function emptyText() {
