@@ -182,12 +182,6 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def console_errors() -> list[str]:
-    """Console errors and uncaught exceptions collected by ``open_page``."""
-    return []
-
-
 def watch_console(page, errors: list[str]) -> None:
     """Collect console errors and page errors of ``page`` into ``errors``."""
     page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
@@ -251,7 +245,6 @@ def page(browser, served):
     pg = ctx.new_page()
     errors: list[str] = []
     watch_console(pg, errors)
-    pg.errors = errors
     yield pg
     ctx.close()
     assert errors == [], f"console errors: {errors}"
