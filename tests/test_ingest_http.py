@@ -114,3 +114,14 @@ def test_duplicate_of_trashed_is_flagged(client, store):
 def test_error_bodies_are_json(client):
     r = client.get("/api/v1/nothing-here")
     assert r.status_code == 404 and json.loads(r.data)["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/favicon.ico", "/static/icon.svg", "/s/not-a-token", "/outputs/users/x.png"])
+def test_cacheable_paths_issue_no_identity(app, path):
+    r = app.test_client().get(path)
+    assert "Set-Cookie" not in r.headers, path
+
+
+def test_pages_and_api_issue_identity(app):
+    for path in ("/", "/api/v1/quota"):
+        assert "anon_id=" in app.test_client().get(path).headers.get("Set-Cookie", ""), path

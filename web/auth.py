@@ -15,6 +15,7 @@ from .errors import ApiError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie
+NO_IDENTITY_PATHS = ("/outputs/", "/s/", "/static/", "/favicon.ico", "/robots.txt")
 
 
 def init_identity(app: Flask) -> None:
@@ -34,7 +35,9 @@ def init_identity(app: Flask) -> None:
     @app.after_request
     def _set_cookie(resp):
         cookie = g.get("new_cookie")
-        if cookie:
+        # NOTE: static files, thumbnails and share links are the same for
+        # everyone and may be cached, so they never issue a guest identity.
+        if cookie and not request.path.startswith(NO_IDENTITY_PATHS):
             resp.set_cookie(
                 identity.COOKIE_NAME,
                 cookie,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response
 
 from casvault.errors import NotFound
 from casvault.records import Record
@@ -35,12 +35,6 @@ PATH_RE = re.compile(
     r"(?P<id>[0-9a-f]{32})\.(?P<ext>png|jpg|webp)"
 )
 KIND_OF_DIR = {None: "generated", "controls": "control", "inputs": "input"}
-
-
-@bp.before_request
-def _no_identity() -> None:
-    # NOTE: static answers carry no guest cookie, or shared caches could not keep them.
-    g.new_cookie = None
 
 
 def resolve(subpath: str) -> tuple[Record, bool]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, current_app
 
 from casvault import shares
 from casvault.errors import NotFound
@@ -36,13 +36,6 @@ img{{max-width:100%;height:auto;display:block;margin:0 auto}}p{{white-space:pre-
 {body}
 </body></html>
 """
-
-
-@bp.before_request
-def _no_identity() -> None:
-    # NOTE: visitors of a share link get no guest cookie: these answers are
-    # the same for everyone and may be cached.
-    g.new_cookie = None
 
 
 def _shared(token: str) -> Record:
