@@ -14,14 +14,16 @@ import mmap
 import os
 import re
 import shutil
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Iterator, NamedTuple, Protocol
 
 import blake3 as _blake3
 
 from . import faults
-from .atomic import fsync_dir, publish, remove, storage_error, write_tmp
+from .atomic import fsync_dir, fsync_file, publish, remove, storage_error, write_tmp
 from .errors import IntegrityError, InvalidInput, NotFound
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -92,6 +94,99 @@ def _map(fh: BinaryIO) -> mmap.mmap | None:
         return None
 
 
+_background: tuple[int, ThreadPoolExecutor] | None = None
+_background_lock = threading.Lock()
+
+
+def background() -> ThreadPoolExecutor:
+    """This process's small thread pool for hashing and writing beside the caller's own work."""
+    global _background
+    with _background_lock:
+        # NOTE: one pool per process id: a pool inherited through fork (gunicorn
+        # workers, the thumbnails job's children) has no threads behind it.
+        if _background is None or _background[0] != os.getpid():
+            _background = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="casvault-blob"))
+        return _background[1]
+
+
+class StagedBlob:
+    """An original written to tmp/ in the background while the caller validates it.
+
+    Its sha256 is computed beside the write; the temp file is fsynced only
+    when no blob of that digest is stored yet. :meth:`publish` renames it
+    into place, :meth:`discard` drops what was not published.
+    """
+
+    def __init__(self, store: "FileBlobStore", data: bytes) -> None:
+        self._store = store
+        pool = background()
+        # NOTE: the digest is submitted before the write that waits for it, so
+        # the pool's FIFO queue always runs it first: no task waits on one
+        # queued behind it.
+        self._sha: Future[str] = pool.submit(digest, data)
+        self._tmp: Future[Path | None] = pool.submit(self._write, data)
+        self._done = False
+
+    def _write(self, data: bytes) -> Path | None:
+        try:
+            faults.point("blob.write")
+        except OSError as exc:
+            raise storage_error(exc, "writing a blob") from exc
+        tmp = write_tmp(self._store.tmp_dir, data, mode=0o444, fsync=False, point="blob.write.data")
+        try:
+            if self._store.path(self._sha.result()).exists():
+                remove(tmp)
+                return None
+            if self._store.fsync:
+                fsync_file(tmp)
+        except OSError as exc:
+            remove(tmp)
+            raise storage_error(exc, "writing a blob") from exc
+        except BaseException:
+            remove(tmp)
+            raise
+        return tmp
+
+    def sha256(self) -> str:
+        """The digest of the bytes (waits for it)."""
+        return self._sha.result()
+
+    def publish(self) -> bool:
+        """Rename the durable temp file into place; True when the blob is new.
+
+        ``fsync=False`` on the store leaves the folder's fsync to the caller
+        (see :meth:`FileBlobStore.publish_staged`). Raises StorageFull / StorageError.
+        """
+        tmp = self._tmp.result()
+        self._done = True
+        if tmp is None:
+            return False
+        dest = self._store.path(self.sha256())
+        if dest.exists():
+            remove(tmp)
+            return False
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            remove(tmp)
+            raise storage_error(exc, "creating a blob folder") from exc
+        publish(tmp, dest, fsync=False)
+        faults.point("blob.after_publish")
+        return True
+
+    def discard(self) -> None:
+        """Remove the temp file unless it was published; never raises."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            tmp = self._tmp.result()
+        except Exception:
+            return
+        if tmp is not None:
+            remove(tmp)
+
+
 class FileBlobStore:
     """Blobs as read-only files under ``<root>/blobs/sha256``."""
 
@@ -132,6 +227,15 @@ class FileBlobStore:
         publish(tmp, dest, fsync=self.fsync)
         faults.point("blob.after_publish")
         return True
+
+    def stage(self, data: bytes) -> StagedBlob:
+        """Start hashing ``data`` and writing it to a durable temp file in the background.
+
+        The caller validates meanwhile, then publishes or discards it; see
+        :class:`StagedBlob`. The blob folder's fsync is left to the caller
+        (``fsync_dir(store.path(sha).parent)``) so it can share one with others.
+        """
+        return StagedBlob(self, data)
 
     def refresh_inode(self, sha256: str) -> Path:
         """Give a blob a fresh inode (after EMLINK: too many links to the old one).
