@@ -51,7 +51,6 @@ from .records import (
 from .validate import (
     FIELD_MAX_LEN,
     check_filename,
-    check_id,
     check_image,
     check_tags,
     check_text,

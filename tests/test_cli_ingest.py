@@ -14,7 +14,7 @@ OWNER = user(5)
 
 
 def test_ingest_a_folder_twice(config, runner, tmp_path, corpus):
-    store = Store(config)
+    Store(config)  # the store exists before the CLI runs
     folder = tmp_path / "comfy-output"
     (folder / "sub").mkdir(parents=True)
     (folder / "ComfyUI_00042_.png").write_bytes((corpus / "lora_lora.png").read_bytes())

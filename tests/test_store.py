@@ -1,7 +1,6 @@
 """The store end to end: layout on disk, dedupe, sidecars, manifest, trash, quota."""
 
 import json
-import os
 import stat
 
 import pytest

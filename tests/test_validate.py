@@ -1,11 +1,9 @@
 """Validation: ids, user ids, image signatures, Pillow checks, limits."""
 
-import io
 import zlib
 import struct
 
 import pytest
-from PIL import Image
 
 from casvault.errors import InvalidInput, NotAnImage, TooLarge
 from casvault.validate import check_filename, check_image, check_tags, check_user_id, is_id, is_user_id

@@ -4,13 +4,12 @@ however far the visitor scrolls, and the scroll height comes from the total."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from casvault.store import Store
-from tests.e2e.conftest import VISITOR, fast_config, fill_many, new_context, open_gallery, shot, watch_console
+from tests.e2e.conftest import VISITOR, fast_config, fill_many, open_gallery, shot
 
 COUNT = 10_000
 

@@ -4,13 +4,9 @@ trash, ZIP, share links, the input library and the admin page."""
 
 from __future__ import annotations
 
-import io
-import shutil
 import zipfile
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import ADMIN_TOKEN, make_jpeg, make_webp
 from tests.e2e.conftest import OTHER, VISITOR, new_context, open_gallery, scroll_to_tile, shot, tile_ids, watch_console
