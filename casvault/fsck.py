@@ -33,18 +33,14 @@ from .atomic import remove, write_file
 from .blobs import digest
 from .errors import CasvaultError, IntegrityError, NotFound
 from .records import (
-    AddEvent,
-    MetaEvent,
-    MoveEvent,
     PurgeEvent,
     Record,
-    RestoreEvent,
-    TrashEvent,
+    apply_event,
     decode_event,
     decode_events,
     decode_record,
     encode_record,
-    evolve,
+    event_id,
 )
 from .store import Store
 from .validate import is_id
@@ -199,31 +195,14 @@ def replay(path: Path, owner: str) -> ManifestState:
                 state.bad_lines.append(lineno)
     records = state.records
     for event in events:
-        if isinstance(event, AddEvent):
-            records[event.record.id] = event.record
-        elif isinstance(event, (TrashEvent, RestoreEvent)):
-            rec = records.get(event.id)
-            if rec is not None:
-                trash = isinstance(event, TrashEvent)
-                records[event.id] = evolve(rec, status="trash" if trash else "active",
-                                           trashed_at=event.at if trash else None)
-        elif isinstance(event, PurgeEvent):
-            records.pop(event.id, None)
-            state.purged.add(event.id)
-        elif isinstance(event, MetaEvent):
-            rec = records.get(event.id)
-            if rec is not None:
-                changes: dict[str, Any] = {}
-                if event.tags is not None:
-                    changes["tags"] = event.tags
-                if event.favorite is not None:
-                    changes["favorite"] = event.favorite
-                records[event.id] = evolve(rec, **changes)
-        elif isinstance(event, MoveEvent):
-            if event.record is not None and event.owner_to == owner:
-                records[event.id] = event.record
-            else:
-                records.pop(event.id, None)
+        rid = event_id(event)
+        if isinstance(event, PurgeEvent):
+            state.purged.add(rid)
+        record = apply_event(records.get(rid), event, owner)
+        if record is None:
+            records.pop(rid, None)
+        else:
+            records[rid] = record
     return state
 
 

@@ -24,13 +24,10 @@ from .quota import Usage
 from .records import (
     AddEvent,
     Event,
-    MetaEvent,
     MoveEvent,
-    PurgeEvent,
     Record,
-    RestoreEvent,
-    TrashEvent,
-    evolve,
+    apply_event,
+    event_id,
 )
 
 Key = tuple[str, str]
@@ -239,44 +236,27 @@ class UserIndex:
         self._remove_key(record, (record.status, "all"), incremental)
         self._count(record, -1)
 
-    def _set_status(self, rid: str, status: str, at: str, incremental: bool) -> None:
-        record = self.records.get(rid)
-        if record is None or record.status == status:
-            return
+    def _set_status(self, old: Record, new: Record, incremental: bool) -> None:
+        self.records[new.id] = new
         if not incremental:
-            self.records[rid] = evolve(record, status=status, trashed_at=at if status == "trash" else None)
-            return
-        self._count(record, -1)
-        self._remove_key(record, (record.status,), incremental)
-        new = evolve(record, status=status, trashed_at=at if status == "trash" else None)
-        self.records[rid] = new
-        if incremental:
-            insort(self._keylist(new.kind, status), (new.created_at, new.id))
+            return  # the rest is derived at the end of the load
+        self._count(old, -1)
+        self._remove_key(old, (old.status,), incremental)
+        insort(self._keylist(new.kind, new.status), (new.created_at, new.id))
         self._count(new, +1)
 
     def _apply(self, event: Event, incremental: bool) -> None:
-        if isinstance(event, AddEvent):
-            self._add(event.record, incremental)
-        elif isinstance(event, TrashEvent):
-            self._set_status(event.id, "trash", event.at, incremental)
-        elif isinstance(event, RestoreEvent):
-            self._set_status(event.id, "active", event.at, incremental)
-        elif isinstance(event, PurgeEvent):
-            self._drop(event.id, incremental)
-        elif isinstance(event, MetaEvent):
-            record = self.records.get(event.id)
-            if record is not None:
-                changes = {}
-                if event.tags is not None:
-                    changes["tags"] = event.tags
-                if event.favorite is not None:
-                    changes["favorite"] = event.favorite
-                self.records[event.id] = evolve(record, **changes)
-        elif isinstance(event, MoveEvent):
-            if event.record is not None and event.owner_to == self.owner:
-                self._add(event.record, incremental)
-            else:
-                self._drop(event.id, incremental)
+        rid = event_id(event)
+        old = self.records.get(rid)
+        new = apply_event(old, event, self.owner)
+        if new is None:
+            self._drop(rid, incremental)
+        elif old is None or isinstance(event, (AddEvent, MoveEvent)):
+            self._add(new, incremental)
+        elif new.status != old.status:
+            self._set_status(old, new, incremental)
+        else:
+            self.records[rid] = new
         if self.last_activity is None or event.at > self.last_activity:
             self.last_activity = event.at
 

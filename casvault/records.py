@@ -124,6 +124,37 @@ class MoveEvent(_Event, tag="move"):
 
 Event = Union[AddEvent, TrashEvent, RestoreEvent, PurgeEvent, MetaEvent, MoveEvent]
 
+def event_id(event: Event) -> str:
+    """The id of the record an event is about."""
+    return event.record.id if isinstance(event, AddEvent) else event.id
+
+
+def apply_event(record: Record | None, event: Event, owner: str) -> Record | None:
+    """The state of one record after ``event`` in ``owner``'s manifest (None: gone).
+
+    The one rule book for replaying a manifest: the per-process index, the
+    PostgreSQL index and fsck all fold events through it.
+    """
+    if isinstance(event, AddEvent):
+        return event.record
+    if isinstance(event, PurgeEvent):
+        return None
+    if isinstance(event, MoveEvent):
+        return event.record if event.record is not None and event.owner_to == owner else None
+    if record is None:
+        return None
+    if isinstance(event, TrashEvent):
+        return record if record.status == "trash" else evolve(record, status="trash", trashed_at=event.at)
+    if isinstance(event, RestoreEvent):
+        return record if record.status == "active" else evolve(record, status="active", trashed_at=None)
+    changes: dict[str, Any] = {}
+    if event.tags is not None:
+        changes["tags"] = event.tags
+    if event.favorite is not None:
+        changes["favorite"] = event.favorite
+    return evolve(record, **changes) if changes else record
+
+
 _encoder = msgspec.json.Encoder()
 _record_decoder = msgspec.json.Decoder(Record)
 _event_decoder = msgspec.json.Decoder(Event)

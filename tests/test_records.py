@@ -75,3 +75,23 @@ def test_bad_sidecar_raises():
 
     with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
         decode_record(b'{"kind": "generated", "id": 5}')
+
+
+def test_apply_event_rules():
+    from casvault.records import MetaEvent, MoveEvent, PurgeEvent, RestoreEvent, TrashEvent, apply_event
+
+    owner = "anon-" + "b" * 32
+    rec = InputRecord(**base())
+    assert apply_event(None, AddEvent(at="t0", record=rec), owner) == rec
+    trashed = apply_event(rec, TrashEvent(at="t1", id=rec.id), owner)
+    assert trashed.status == "trash" and trashed.trashed_at == "t1"
+    assert apply_event(trashed, TrashEvent(at="t2", id=rec.id), owner) is trashed  # idempotent
+    back = apply_event(trashed, RestoreEvent(at="t3", id=rec.id), owner)
+    assert back.status == "active" and back.trashed_at is None
+    tagged = apply_event(back, MetaEvent(at="t4", id=rec.id, tags=["x"]), owner)
+    assert tagged.tags == ["x"] and tagged.favorite is False
+    assert apply_event(tagged, PurgeEvent(at="t5", id=rec.id), owner) is None
+    assert apply_event(None, TrashEvent(at="t6", id=rec.id), owner) is None
+    moved = evolve(rec, owner="u-member")
+    assert apply_event(rec, MoveEvent(at="t7", id=rec.id, owner_from=owner, owner_to="u-member"), owner) is None
+    assert apply_event(None, MoveEvent(at="t7", id=rec.id, owner_from=owner, owner_to="u-member", record=moved), "u-member") == moved

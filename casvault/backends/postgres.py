@@ -23,15 +23,11 @@ from ..quota import Usage
 from ..records import (
     AddEvent,
     Event,
-    MetaEvent,
-    MoveEvent,
-    PurgeEvent,
     Record,
-    RestoreEvent,
-    TrashEvent,
+    apply_event,
     decode_record,
     encode_record,
-    evolve,
+    event_id,
 )
 
 try:
@@ -136,31 +132,8 @@ def fold(owner: str, events: Iterable[Event], current: Mapping[str, Record]) -> 
         return changed[rid] if rid in changed else current.get(rid)
 
     for event in events:
-        if isinstance(event, AddEvent):
-            changed[event.record.id] = event.record
-        elif isinstance(event, (TrashEvent, RestoreEvent)):
-            record = look(event.id)
-            status = "trash" if isinstance(event, TrashEvent) else "active"
-            if record is not None and record.status != status:
-                changed[event.id] = evolve(
-                    record, status=status, trashed_at=event.at if status == "trash" else None
-                )
-        elif isinstance(event, PurgeEvent):
-            changed[event.id] = None
-        elif isinstance(event, MetaEvent):
-            record = look(event.id)
-            if record is not None:
-                changes: dict[str, Any] = {}
-                if event.tags is not None:
-                    changes["tags"] = event.tags
-                if event.favorite is not None:
-                    changes["favorite"] = event.favorite
-                changed[event.id] = evolve(record, **changes)
-        elif isinstance(event, MoveEvent):
-            if event.record is not None and event.owner_to == owner:
-                changed[event.id] = event.record
-            else:
-                changed[event.id] = None
+        rid = event_id(event)
+        changed[rid] = apply_event(look(rid), event, owner)
     return changed
 
 
