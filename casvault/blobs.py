@@ -23,7 +23,7 @@ from typing import BinaryIO, Iterator, NamedTuple, Protocol
 import blake3 as _blake3
 
 from . import faults
-from .atomic import fsync_dir, fsync_file, publish, remove, storage_error, write_tmp
+from .atomic import fsync_dir, publish, remove, storage_error, write_tmp
 from .errors import IntegrityError, InvalidInput, NotFound
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -69,6 +69,24 @@ def blake3_digest(data: bytes | memoryview) -> str:
     return _blake3.blake3(data, max_threads=1).hexdigest()
 
 
+def check_digest(blobs: BlobStore, sha256: str, got: str, algo: str, expected: str | None) -> str:
+    """Return ``got`` if it is the blob's digest; else quarantine the blob and raise IntegrityError.
+
+    ``expected`` is the recorded digest for ``algo`` other than sha256 (for
+    sha256 the key itself is the expected digest); None skips the check.
+    """
+    want = sha256 if algo == "sha256" else expected
+    if want is not None and got != want:
+        where = blobs.quarantine(sha256, f"{algo} mismatch")
+        raise IntegrityError(
+            f"blob {sha256} is damaged ({algo} {got} != {want}); moved to {where}",
+            expected=want,
+            got=got,
+            sha256=sha256,
+        )
+    return got
+
+
 def hash_stream(fh: BinaryIO, algo: str) -> str:
     """Hex digest of a stream, from its current position, with ``algo`` ('sha256' or 'blake3')."""
     h = hashlib.sha256() if algo == "sha256" else _blake3.blake3()
@@ -110,58 +128,48 @@ def background() -> ThreadPoolExecutor:
 
 
 class StagedBlob:
-    """An original written to tmp/ in the background while the caller validates it.
+    """An original written to a durable temp file in the background while the caller validates it.
 
-    Its sha256 is computed beside the write; the temp file is fsynced only
-    when no blob of that digest is stored yet. :meth:`publish` renames it
-    into place, :meth:`discard` drops what was not published.
+    Its sha256 and blake3 digests are computed beside the write.
+    :meth:`publish` renames the temp file into place, :meth:`discard` drops
+    what was not published.
     """
 
     def __init__(self, store: "FileBlobStore", data: bytes) -> None:
         self._store = store
         pool = background()
-        # NOTE: the digest is submitted before the write that waits for it, so
-        # the pool's FIFO queue always runs it first: no task waits on one
-        # queued behind it.
+        self._tmp: Future[Path] = pool.submit(self._write, data)
         self._sha: Future[str] = pool.submit(digest, data)
-        self._tmp: Future[Path | None] = pool.submit(self._write, data)
+        self._b3: Future[str] = pool.submit(blake3_digest, data)
         self._done = False
 
-    def _write(self, data: bytes) -> Path | None:
+    def _write(self, data: bytes) -> Path:
+        # NOTE: the fsync starts without waiting for the digest: an original
+        # that turns out to be stored already costs a wasted write, a new one
+        # (the common case) is durable sooner.
         try:
             faults.point("blob.write")
         except OSError as exc:
             raise storage_error(exc, "writing a blob") from exc
-        tmp = write_tmp(self._store.tmp_dir, data, mode=0o444, fsync=False, point="blob.write.data")
-        try:
-            if self._store.path(self._sha.result()).exists():
-                remove(tmp)
-                return None
-            if self._store.fsync:
-                fsync_file(tmp)
-        except OSError as exc:
-            remove(tmp)
-            raise storage_error(exc, "writing a blob") from exc
-        except BaseException:
-            remove(tmp)
-            raise
-        return tmp
+        return write_tmp(self._store.tmp_dir, data, mode=0o444, fsync=self._store.fsync, point="blob.write.data")
 
     def sha256(self) -> str:
-        """The digest of the bytes (waits for it)."""
+        """The sha256 hex digest of the bytes (waits for it)."""
         return self._sha.result()
+
+    def blake3(self) -> str:
+        """The blake3 hex digest of the bytes (waits for it)."""
+        return self._b3.result()
 
     def publish(self) -> bool:
         """Rename the durable temp file into place; True when the blob is new.
 
-        ``fsync=False`` on the store leaves the folder's fsync to the caller
-        (see :meth:`FileBlobStore.publish_staged`). Raises StorageFull / StorageError.
+        An existing blob wins. The blob folder is not fsynced (see
+        :meth:`FileBlobStore.stage`). Raises StorageFull / StorageError.
         """
-        tmp = self._tmp.result()
         self._done = True
-        if tmp is None:
-            return False
         dest = self._store.path(self.sha256())
+        tmp = self._tmp.result()
         if dest.exists():
             remove(tmp)
             return False
@@ -180,11 +188,9 @@ class StagedBlob:
             return
         self._done = True
         try:
-            tmp = self._tmp.result()
+            remove(self._tmp.result())
         except Exception:
-            return
-        if tmp is not None:
-            remove(tmp)
+            pass
 
 
 class FileBlobStore:
@@ -304,16 +310,7 @@ class FileBlobStore:
         """Re-hash a blob; a mismatch quarantines it and raises IntegrityError."""
         with self.open(sha256) as fh:
             got = hash_stream(fh, algo)
-        want = sha256 if algo == "sha256" else expected
-        if want is not None and got != want:
-            where = self.quarantine(sha256, f"{algo} mismatch")
-            raise IntegrityError(
-                f"blob {sha256} is damaged ({algo} {got} != {want}); moved to {where}",
-                expected=want,
-                got=got,
-                sha256=sha256,
-            )
-        return got
+        return check_digest(self, sha256, got, algo, expected)
 
     def quarantine(self, sha256: str, reason: str) -> str:
         """Move a damaged blob aside (never delete it); returns where it went."""

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Iterator
 from urllib.parse import quote
 
 from .. import faults
-from ..blobs import SHA256_RE, BlobInfo, check_sha256, digest, hash_stream
+from ..blobs import SHA256_RE, BlobInfo, check_digest, check_sha256, digest, hash_stream
 from ..errors import ConfigError, IntegrityError, NotFound, StorageError
 
 try:
@@ -201,16 +201,7 @@ class S3BlobStore:
         """Re-hash the object; a mismatch quarantines it and raises IntegrityError."""
         with self.open(sha256) as body, self._errors("read", sha256):
             got = hash_stream(body, algo)
-        want = sha256 if algo == "sha256" else expected
-        if want is not None and got != want:
-            where = self.quarantine(sha256, f"{algo} mismatch")
-            raise IntegrityError(
-                f"blob {sha256} is damaged ({algo} {got} != {want}); moved to {where}",
-                expected=want,
-                got=got,
-                sha256=sha256,
-            )
-        return got
+        return check_digest(self, sha256, got, algo, expected)
 
     def quarantine(self, sha256: str, reason: str) -> str:
         """Move a damaged object aside under ``<prefix>quarantine/`` (never delete it)."""
