@@ -22,15 +22,6 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_file(path: Path) -> None:
-    """fsync a file that was written and closed before."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def tmp_name(tmp_dir: Path, hint: str = "") -> Path:
     """A fresh, unique name in the store's tmp/ folder."""
     return tmp_dir / f"{uuid.uuid4().hex}{hint}.tmp"

@@ -130,17 +130,20 @@ def background() -> ThreadPoolExecutor:
 class StagedBlob:
     """An original written to a durable temp file in the background while the caller validates it.
 
-    Its sha256 and blake3 digests are computed beside the write.
-    :meth:`publish` renames the temp file into place, :meth:`discard` drops
-    what was not published.
+    The sha256 digest is computed in the caller's thread (hashlib lets go
+    of the GIL, so the background write starts at once); the blake3 digest
+    beside the write. :meth:`publish` renames the temp file into place,
+    :meth:`discard` drops what was not published.
     """
 
     def __init__(self, store: "FileBlobStore", data: bytes) -> None:
         self._store = store
         pool = background()
         self._tmp: Future[Path] = pool.submit(self._write, data)
-        self._sha: Future[str] = pool.submit(digest, data)
         self._b3: Future[str] = pool.submit(blake3_digest, data)
+        # NOTE: not in the pool: a pool thread waits for the GIL while the
+        # caller parses the image, and started the digest ~1 ms late.
+        self.sha256 = digest(data)
         self._done = False
 
     def _write(self, data: bytes) -> Path:
@@ -153,10 +156,6 @@ class StagedBlob:
             raise storage_error(exc, "writing a blob") from exc
         return write_tmp(self._store.tmp_dir, data, mode=0o444, fsync=self._store.fsync, point="blob.write.data")
 
-    def sha256(self) -> str:
-        """The sha256 hex digest of the bytes (waits for it)."""
-        return self._sha.result()
-
     def blake3(self) -> str:
         """The blake3 hex digest of the bytes (waits for it)."""
         return self._b3.result()
@@ -168,7 +167,7 @@ class StagedBlob:
         :meth:`FileBlobStore.stage`). Raises StorageFull / StorageError.
         """
         self._done = True
-        dest = self._store.path(self.sha256())
+        dest = self._store.path(self.sha256)
         tmp = self._tmp.result()
         if dest.exists():
             remove(tmp)

@@ -324,8 +324,8 @@ class Store:
         )
         if kind == "generated" and info.ext == "png" and source is None:
             fields, source = _fill_from_comfy(data, fields)
-        sha = staged.sha256() if staged is not None else digest(data)
-        b3 = blake3_digest(data)
+        sha = staged.sha256 if staged is not None else digest(data)
+        b3 = staged.blake3() if staged is not None else blake3_digest(data)
         rid = uuid.uuid4().hex
         thumb_rel = f"thumb/{rid}.{thumbs.THUMB_EXT}"
         thumb_bytes = None
