@@ -107,3 +107,69 @@ def test_zip_of_500_images_streams_with_flat_memory(tmp_path, config):
     assert got == sorted(originals.values())  # exactly those originals, byte for byte
     print(f"\nZIP of 500 images ({total / 1e6:.1f} MB): tracemalloc peak growth {growth / 1e3:.0f} kB, "
           f"largest chunk {largest / 1e3:.0f} kB")
+
+
+def _fill(store: Store, owner: str, count: int) -> dict[str, bytes]:
+    """``count`` distinct small images of ``owner``, by id, newest last."""
+    originals = {}
+    for i in range(count):
+        data = make_png(8, 8, seed=20_000 + i)
+        rec = store.ingest(data, owner, "generated", make_thumb=False, original_filename=f"gen_{i}.png").record
+        originals[rec.id] = data
+    return originals
+
+
+@pytest.mark.timeout(180)
+def test_form_post_of_500_ids_through_gunicorn_is_one_archive_of_exactly_those(server, config):
+    """The gallery's download form: 500 ids in the body (a URL of them is refused by gunicorn)."""
+    import requests
+
+    browser = requests.Session()
+    base = server.url
+    assert browser.get(base + "/", timeout=10).status_code == 200
+    me = browser.cookies["anon_id"].split(".")[0]
+    store = Store(config.with_(fsync=False))
+    originals = _fill(store, me, 520)
+    chosen = list(originals)[10:510]
+    ids = ",".join(chosen)
+    # The same selection in a link is over gunicorn's request-line limit.
+    assert browser.get(f"{base}{ZIP}?ids={ids}", timeout=10).status_code == 414
+    resp = browser.post(base + ZIP, data={"ids": ids}, headers={"Origin": base}, timeout=60)
+    assert resp.status_code == 200, resp.text[:200]
+    assert resp.headers["Content-Type"] == "application/zip"
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="casvault-500-images.zip"'
+    with zipfile.ZipFile(io.BytesIO(resp.content)) as zf:
+        assert zf.testzip() is None
+        names = zf.namelist()
+        assert names == [f"gen_{list(originals).index(rid)}.png" for rid in chosen]
+        assert [zf.read(n) for n in names] == [originals[rid] for rid in chosen]
+
+
+def test_form_post_is_refused_cross_site_and_checked_like_the_link(app, store):
+    from tests.api_helpers import new_client
+
+    plain = app.test_client()  # a browser form: no X-Requested-With
+    assert plain.get("/").status_code == 200
+    me = plain.get_cookie("anon_id").value.split(".")[0]
+    a = add_image(store, me, seed=1, original_filename="a.png")
+    b = add_image(store, me, seed=2, original_filename="b.png")
+    form = {"ids": f"{a.id},{b.id}"}
+    for headers in ({}, {"Origin": "https://evil.example"}, {"Referer": "https://evil.example/page"}, {"Origin": "null"}):
+        resp = plain.post(ZIP, data=form, headers=headers)
+        assert resp.status_code == 403 and error_code(resp) == "csrf_failed", headers
+    resp = plain.post(ZIP, data=form, headers={"Origin": "http://localhost"})
+    assert resp.status_code == 200 and resp.mimetype == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
+        assert zf.namelist() == ["a.png", "b.png"]
+        assert [zf.read(n) for n in zf.namelist()] == [make_png(seed=1), make_png(seed=2)]
+    # The form is checked like the link: unknown, foreign, missing and too many ids.
+    client = new_client(app)
+    client.set_cookie("anon_id", plain.get_cookie("anon_id").value)
+    theirs = add_image(store, user(7), seed=3)
+    for ids in (f"{a.id},{theirs.id}", f"{a.id},{'0' * 32}"):
+        resp = client.post(ZIP, data={"ids": ids})
+        assert resp.status_code == 404 and error_code(resp) == "not_found", ids
+    for body in ({}, {"ids": ""}, {"ids": ",".join(f"{i:032x}" for i in range(1001))}):
+        resp = client.post(ZIP, data=body)
+        assert resp.status_code == 400 and error_code(resp) == "bad_request"
+    assert client.post(ZIP, data={"ids": ",".join([a.id] * 1000)}).status_code == 200

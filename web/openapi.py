@@ -189,6 +189,16 @@ def _image_paths() -> dict[str, Schema]:
                 f"Comma-separated image ids, at most {MAX_IDS}", required=True,
             )],
             tag=tag, op_id="download_zip",
+        ), "post": _op(
+            "The same streamed ZIP for a form post: selections too long for a URL",
+            {"200": _binary(("application/zip",), "The archive"), **_errors(400, 404)},
+            body={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "required": ["ids"], "properties": {"ids": {
+                    "type": "string", "pattern": "^[0-9a-f]{32}(,[0-9a-f]{32})*$",
+                    "description": f"Comma-separated image ids, at most {MAX_IDS}",
+                }},
+            }}}},
+            tag=tag, write=True, op_id="download_zip_form",
         )},
     }
 
