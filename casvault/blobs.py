@@ -7,6 +7,7 @@ given the digest; it re-checks it on demand and quarantines a mismatch.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -136,7 +137,7 @@ class StagedBlob:
     :meth:`discard` drops what was not published.
     """
 
-    def __init__(self, store: "FileBlobStore", data: bytes) -> None:
+    def __init__(self, store: FileBlobStore, data: bytes) -> None:
         self._store = store
         pool = background()
         self._tmp: Future[Path] = pool.submit(self._write, data)
@@ -186,10 +187,9 @@ class StagedBlob:
         if self._done:
             return
         self._done = True
-        try:
-            remove(self._tmp.result())
-        except Exception:
-            pass
+        if self._tmp.exception() is None:  # NOTE: a failed write removed its own temp file
+            with contextlib.suppress(OSError):
+                remove(self._tmp.result())
 
 
 class FileBlobStore:
