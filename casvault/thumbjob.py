@@ -1,9 +1,9 @@
 """The thumbnails job: make missing thumbnails (or all, with ``force``) in parallel.
 
-Workers (processes) only decode and encode; the parent writes each
-thumbnail at the record's current place under the owner's lock, so a
-record trashed or restored meanwhile gets its thumbnail in the right
-folder. A record without ``thumb`` gets one, and its sidecar (the truth)
+Workers (processes) read the blob, decode, encode and write the thumbnail
+to a durable temp file; the parent only renames it to the record's current
+place under the owner's lock, so a record trashed or restored meanwhile
+gets its thumbnail in the right folder, and fsyncs each folder once. A record without ``thumb`` gets one, and its sidecar (the truth)
 is rewritten, with an ``add`` line carrying the updated record (an add
 for a known id replaces it on replay).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from . import thumbs
-from .atomic import write_file
+from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .records import AddEvent, Record, encode_record, evolve, now_iso
 from .store import Store
 
@@ -39,13 +39,20 @@ class ThumbReport:
         return dict(self.__dict__)
 
 
-def render(task: tuple[str, int, int]) -> tuple[bytes | None, str | None]:
-    """Thumbnail bytes of the blob at ``task[0]`` (runs in a worker process)."""
-    blob_path, size, quality = task
+Task = tuple[str, int, int, str, bool]  # blob path, size, quality, tmp folder, fsync
+
+
+def render(task: Task) -> tuple[str | None, str | None]:
+    """The durable temp file holding the thumbnail of the blob at ``task[0]``, or the error (runs in a worker process).
+
+    Raises StorageFull / StorageError when the temp file cannot be written.
+    """
+    blob_path, size, quality, tmp_dir, fsync = task
     try:
-        return thumbs.make_thumbnail(Path(blob_path).read_bytes(), size, quality), None
+        data = thumbs.make_thumbnail(Path(blob_path).read_bytes(), size, quality)
     except Exception as exc:  # Pillow raises many types for damaged data
         return None, f"{exc.__class__.__name__}: {exc}"
+    return str(write_tmp(Path(tmp_dir), data, fsync=fsync)), None
 
 
 def current(store: Store, record: Record) -> tuple[Record, Path] | None:
@@ -94,7 +101,7 @@ def _select(store: Store, owners: Iterable[str], since: str | None, force: bool,
     return chosen
 
 
-def _results(tasks: list[tuple[str, int, int]], jobs: int) -> Iterator[tuple[bytes | None, str | None]]:
+def _results(tasks: list[Task], jobs: int) -> Iterator[tuple[str | None, str | None]]:
     if jobs <= 1 or len(tasks) < 8:
         yield from map(render, tasks)
         return
@@ -119,19 +126,45 @@ def regenerate(
     report = ThumbReport()
     records = _select(store, store.users() if owners is None else owners, since, force, report)
     cfg = store.config
-    tasks = [(str(store.blobs.path(r.sha256)), cfg.thumb_size, cfg.thumb_quality) for r in records]
+    tmp_dir = str(store.layout.tmp)
+    tasks = [(str(store.blobs.path(r.sha256)), cfg.thumb_size, cfg.thumb_quality, tmp_dir, cfg.fsync) for r in records]
     results = zip(records, _results(tasks, jobs or os.cpu_count() or 1))
     items = progress(results, len(records), "thumbnails") if progress else results
-    for record, (data, error) in items:
-        if data is None:
-            report.failed.append({"user": record.owner, "id": record.id, "reason": error or "unknown error"})
-            continue
-        with store.locks.user(record.owner):
-            now = current(store, record)
-            if now is None:
-                report.gone += 1  # purged meanwhile
+    folders: set[Path] = set()
+    try:
+        for record, (tmp, error) in items:
+            if tmp is None:
+                report.failed.append({"user": record.owner, "id": record.id, "reason": error or "unknown error"})
                 continue
-            new = write_thumbnail(store, now[0], data)
-            report.made += 1
-            report.sidecars_updated += new is not now[0]
+            try:
+                with store.locks.user(record.owner):
+                    now = current(store, record)
+                    if now is None:
+                        report.gone += 1  # purged meanwhile
+                        continue
+                    new = _place(store, now[0], Path(tmp), folders)
+                    report.made += 1
+                    report.sidecars_updated += new is not now[0]
+            finally:
+                remove(Path(tmp))  # NOTE: a no-op once renamed into place
+    finally:
+        if cfg.fsync:
+            # NOTE: each temp file was fsynced by its worker; one fsync per
+            # folder makes the renames durable before the job reports.
+            for folder in sorted(folders):
+                fsync_dir(folder)
     return report
+
+
+def _place(store: Store, record: Record, tmp: Path, folders: set[Path]) -> Record:
+    """Rename a rendered thumbnail into place (its folder is fsynced later); call under the owner's lock."""
+    if not record.thumb:
+        return write_thumbnail(store, record, tmp.read_bytes())
+    path = store.layout.thumb_path(record)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "creating a thumb folder") from exc
+    publish(tmp, path, fsync=False)
+    folders.add(path.parent)
+    return record
