@@ -11,7 +11,6 @@ for a known id replaces it on replay).
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -105,6 +104,9 @@ def _results(tasks: list[Task], jobs: int) -> Iterator[tuple[str | None, str | N
     if jobs <= 1 or len(tasks) < 8:
         yield from map(render, tasks)
         return
+    # NOTE: imported here: multiprocessing costs every CLI command ~8 ms of start-up.
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         yield from pool.map(render, tasks, chunksize=max(1, min(64, len(tasks) // (jobs * 4))))
 
