@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .records import Record
-from .validate import check_user_id
+from .errors import InvalidInput
+from .validate import EXT_BY_MIME, check_user_id, is_id
 
 FORMAT = 1
 KIND_DIRS = {"generated": (), "control": ("controls",), "input": ("inputs",)}
@@ -27,6 +29,21 @@ def normalize_time(value: str | datetime | None) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+THUMB_RE = re.compile(r"thumb/([0-9a-f]{32})\.(webp|jpg)")
+
+
+def check_record_paths(record: Record) -> None:
+    """Raise InvalidInput unless the record's id, thumb and mime are safe path parts."""
+    if not is_id(record.id):
+        raise InvalidInput("record id must be 32 lowercase hex characters", field="id")
+    if record.mime not in EXT_BY_MIME:
+        raise InvalidInput("record mime must be image/png, image/jpeg or image/webp", field="mime")
+    if record.thumb is not None:
+        m = THUMB_RE.fullmatch(record.thumb)
+        if m is None or m[1] != record.id:
+            raise InvalidInput("record thumb must be thumb/<id>.webp or thumb/<id>.jpg", field="thumb")
 
 
 class Layout:
@@ -64,23 +81,28 @@ class Layout:
         return (self.trash if trashed else self.outputs) / "users" / owner
 
     def record_dir(self, record: Record, trashed: bool | None = None) -> Path:
-        """The folder holding a record's projection and sidecar."""
+        """The folder holding a record's projection and sidecar.
+
+        Raises InvalidInput for a record whose id, thumb or mime could name a
+        path of its own (a crafted sidecar or backup): every path is built
+        from checked values only.
+        """
+        check_record_paths(record)
         if trashed is None:
             trashed = record.status == "trash"
         return self.user_base(record.owner, trashed).joinpath(*KIND_DIRS[record.kind], *self.day(record.created_at))
 
     def image_path(self, record: Record, trashed: bool | None = None) -> Path:
         """The projection of the original."""
-        return self.record_dir(record, trashed) / f"{record.id}.{record.ext}"
+        return self.paths(record, trashed)[0]
 
     def sidecar_path(self, record: Record, trashed: bool | None = None) -> Path:
         """The record's JSON sidecar."""
-        return self.record_dir(record, trashed) / f"{record.id}.json"
+        return self.paths(record, trashed)[1]
 
     def thumb_path(self, record: Record, trashed: bool | None = None) -> Path:
         """The thumbnail (``record.thumb`` is relative to the sidecar's folder)."""
-        rel = record.thumb or f"thumb/{record.id}.webp"
-        return self.record_dir(record, trashed) / rel
+        return self.paths(record, trashed)[2]
 
     def paths(self, record: Record, trashed: bool | None = None) -> tuple[Path, Path, Path]:
         """(image, sidecar, thumbnail) paths of a record."""

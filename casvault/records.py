@@ -13,6 +13,8 @@ from typing import Any, Union
 
 import msgspec
 
+from .errors import CasvaultError
+
 SCHEMA = 1
 KINDS = ("generated", "control", "input")
 
@@ -188,8 +190,21 @@ def encode_record(record: Record) -> bytes:
 
 
 def decode_record(data: bytes) -> Record:
-    """Parse a sidecar; raises msgspec.ValidationError / DecodeError on bad data."""
+    """Parse a sidecar; raises msgspec.ValidationError / DecodeError on bad data.
+
+    A record read from disk (a sidecar, a backup) is checked for fields that
+    name paths (id, thumb, mime, owner) before anything uses it.
+    """
     record = _record_decoder.decode(data)
+    from .layout import check_record_paths  # NOTE: layout imports records
+    from .validate import is_user_id
+
+    try:
+        check_record_paths(record)
+    except CasvaultError as exc:
+        raise msgspec.ValidationError(exc.message) from None
+    if not is_user_id(record.owner):
+        raise msgspec.ValidationError("record owner is not a user id")
     raw = msgspec.json.decode(data)
     extra = {k: v for k, v in raw.items() if k not in _known[type(record)]}
     if extra:

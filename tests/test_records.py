@@ -28,7 +28,7 @@ OTHER_FIELDS = {"id", "owner", "kind", "original_filename", "mime", "bytes", "sh
 def base(**kw):
     return dict(
         id="a" * 32, owner="anon-" + "b" * 32, original_filename="x.png", mime="image/png", bytes=10,
-        sha256="c" * 64, created_at="2026-11-28T10:00:00.000+00:00", status="active", thumb="thumb/x.webp", tags=[],
+        sha256="c" * 64, created_at="2026-11-28T10:00:00.000+00:00", status="active", thumb="thumb/" + "a" * 32 + ".webp", tags=[],
     ) | kw
 
 
@@ -95,3 +95,27 @@ def test_apply_event_rules():
     moved = evolve(rec, owner="u-member")
     assert apply_event(rec, MoveEvent(at="t7", id=rec.id, owner_from=owner, owner_to="u-member"), owner) is None
     assert apply_event(None, MoveEvent(at="t7", id=rec.id, owner_from=owner, owner_to="u-member", record=moved), "u-member") == moved
+
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("id", "../../etc"), ("thumb", "../../../tmp/x.webp"), ("thumb", "thumb/" + "b" * 32 + ".webp"),
+     ("mime", "text/html"), ("owner", "../root")],
+)
+def test_sidecars_naming_paths_of_their_own_are_refused(field, value):
+    raw = json.loads(encode_record(InputRecord(**base())))
+    raw[field] = value
+    with pytest.raises(msgspec.ValidationError):
+        decode_record(json.dumps(raw).encode())
+
+
+def test_layout_refuses_crafted_records(tmp_path):
+    from casvault.errors import InvalidInput
+    from casvault.layout import Layout
+
+    rec = evolve(InputRecord(**base()), thumb="../../../../tmp/evil.webp")
+    with pytest.raises(InvalidInput):
+        Layout(tmp_path).paths(rec)
