@@ -18,7 +18,7 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
-from .errors import InvalidInput
+from .errors import InvalidInput, ManifestCorrupt
 from .manifest import Manifest
 from .quota import Usage
 from .records import (
@@ -121,15 +121,17 @@ class UserIndex:
             if st.st_ino != self._ino or st.st_size < self._offset:
                 self._load(st.st_ino)
             elif st.st_size > self._offset:
-                chunk = self.manifest.read(self._offset)
+                try:
+                    chunk = self.manifest.read(self._offset)
+                except ManifestCorrupt:
+                    self._load(st.st_ino)  # a bad line appended: rebuilt from the sidecars
+                    return self
                 for event in chunk.events:
                     self._apply(event, incremental=True)
                 self._offset = chunk.offset
             return self
 
     def _load(self, ino: int) -> None:
-        from .errors import ManifestCorrupt
-
         self._reset()
         # NOTE: a bulk load applies events to ``records`` alone and derives key
         # lists, digests and usage once at the end (removing a trashed key

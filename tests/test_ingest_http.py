@@ -125,3 +125,17 @@ def test_cacheable_paths_issue_no_identity(app, path):
 def test_pages_and_api_issue_identity(app):
     for path in ("/", "/api/v1/quota"):
         assert "anon_id=" in app.test_client().get(path).headers.get("Set-Cookie", ""), path
+
+
+def test_server_errors_do_not_leak_paths(client, store, monkeypatch):
+    from casvault import faults
+
+    monkeypatch.setenv("CASVAULT_FAULTS", "sidecar.write=eio")
+    faults.reset()
+    try:
+        r = ingest(client, make_png(seed=70))
+    finally:
+        monkeypatch.delenv("CASVAULT_FAULTS")
+        faults.reset()
+    assert r.status_code == 500 and r.get_json()["error"]["code"] == "storage_error"
+    assert str(store.layout.root) not in r.get_data(as_text=True) and "/" not in r.get_json()["error"]["message"]

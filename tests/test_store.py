@@ -239,3 +239,15 @@ def test_add_and_remove_tags_apply_to_current_tags(config):
     new = s2.update_meta(A, rec.id, add_tags=["c"], remove_tags=["a"])  # another worker, later
     assert new.tags == ["b", "c"]
     assert Store(config).get(A, rec.id).tags == ["b", "c"]
+
+
+def test_bad_line_appended_while_serving_is_rebuilt(config):
+    s1 = Store(config)
+    ids = {s1.ingest(make_png(seed=i), A).record.id for i in range(2)}
+    s2 = Store(config)
+    assert s2.list(A, Query()).total == 2  # s2 has read the manifest
+    with open(s1.layout.manifest_path(A), "ab") as fh:
+        fh.write(b'{"event": "nonsense"}\n')
+    assert {r.id for r in s2.list(A, Query()).items} == ids  # rebuilt, not wedged
+    s2.ingest(make_png(seed=5), A)
+    assert s2.list(A, Query()).total == 3

@@ -36,6 +36,13 @@ HTTP_CODES = {
     429: "too_many_requests",
 }
 
+SERVER_MESSAGES = {
+    "storage_full": "the server's disk is full; nothing was stored",
+    "storage_error": "a storage error stopped the request; nothing was changed",
+    "manifest_corrupt": "this library's index is being repaired; try again",
+    "lock_busy": "the library is busy; try again",
+}
+
 _PUBLIC_DETAILS = ("field", "usage", "limits", "limit", "id")
 
 
@@ -64,9 +71,12 @@ def register_error_handlers(app: Flask) -> None:
     def _core(exc: E.CasvaultError):
         status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 500)
         extra = {k: v for k, v in exc.details.items() if k in _PUBLIC_DETAILS}
-        if status >= 500:
+        message = exc.message
+        if status >= 500 and not isinstance(exc, E.QuotaExceeded):
+            # NOTE: server-side messages may name paths; they go to the log, not the client.
             app.logger.error("%s: %s", exc.code, exc.message)
-        return error_response(status, exc.code, exc.message, **extra)
+            message = SERVER_MESSAGES.get(exc.code, "internal server error")
+        return error_response(status, exc.code, message, **extra)
 
     @app.errorhandler(ApiError)
     def _api(exc: ApiError):
