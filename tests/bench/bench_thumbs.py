@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
 
@@ -83,14 +84,15 @@ def run(results: dict, quick: bool = False) -> None:
     )
     count = 60 if quick else PARALLEL_IMAGES
     root = thumbs_store(count)
-    serial, parallel = [], []
-    for _ in range(1 if quick else 2):
-        t = time.perf_counter()
-        cli(root, "thumbnails", "--force", "--jobs", "1", "--quiet")
-        serial.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        cli(root, "thumbnails", "--force", "--quiet")
-        parallel.append(time.perf_counter() - t)
+
+    def thumbnails(*extra: str) -> Callable[[], float]:
+        def once() -> float:
+            t = time.perf_counter()
+            cli(root, "thumbnails", "--force", "--quiet", *extra)
+            return time.perf_counter() - t
+        return once
+
+    serial, parallel = interleave(thumbnails("--jobs", "1"), thumbnails(), 1 if quick else 3)
     section.update(
         parallel_speedup=round(median(serial) / median(parallel), 3),
         parallel_images=count,
