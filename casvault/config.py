@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -95,15 +97,30 @@ class Config:
             raise ConfigError(f"CASVAULT_PARTITION_TZ {self.partition_tz!r} is not a known time zone") from exc
 
     def require_secret(self) -> str:
-        """The signing secret; in development a fixed per-root one is derived.
+        """The signing secret; in development a random one kept in ``<root>/meta/dev-secret`` (0600).
 
         Raises ConfigError when production mode has no CASVAULT_SECRET_KEY.
         """
         if self.secret_key:
             return self.secret_key
-        if self.dev:
-            return "casvault-dev-secret:" + str(Path(self.root).resolve())
-        raise ConfigError("CASVAULT_SECRET_KEY is not set (set it, or CASVAULT_DEV=1 for development)")
+        if not self.dev:
+            raise ConfigError("CASVAULT_SECRET_KEY is not set (set it, or CASVAULT_DEV=1 for development)")
+        path = Path(self.root) / "meta" / "dev-secret"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for _ in range(100):  # another worker may be writing it right now
+                secret = path.read_text().strip()
+                if len(secret) >= 32:
+                    return secret
+                time.sleep(0.01)
+            raise ConfigError(f"{path} is damaged; delete it to make a new development secret") from None
+        secret = secrets.token_hex(32)
+        # NOTE: every gunicorn worker races here; O_EXCL lets exactly one write it.
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret + "\n")
+        return secret
 
 
 def _parse(name: str, typ: Any, raw: str) -> Any:

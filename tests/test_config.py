@@ -40,3 +40,14 @@ def test_app_refuses_to_start_without_secret(tmp_path, monkeypatch):
     monkeypatch.delenv("CASVAULT_DEV", raising=False)
     with pytest.raises(ConfigError):
         create_app({"root": tmp_path})
+
+
+def test_dev_secret_is_random_per_root_and_kept(tmp_path):
+    import os
+    import stat
+
+    a = Config(root=tmp_path / "a", dev=True)
+    first = a.require_secret()
+    assert len(first) == 64 and a.require_secret() == first
+    assert stat.S_IMODE(os.stat(tmp_path / "a" / "meta" / "dev-secret").st_mode) == 0o600
+    assert Config(root=tmp_path / "b", dev=True).require_secret() != first
