@@ -148,7 +148,7 @@ def apply_event(record: Record | None, event: Event, owner: str) -> Record | Non
     if isinstance(event, TrashEvent):
         return record if record.status == "trash" else evolve(record, status="trash", trashed_at=event.at)
     if isinstance(event, RestoreEvent):
-        return record if record.status == "active" else evolve(record, status="active", trashed_at=None)
+        return record if record.status == "active" else evolve(record, status="active")
     changes: dict[str, Any] = {}
     if event.tags is not None:
         changes["tags"] = event.tags

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from .errors import InvalidInput, NotFound
+from .records import Record
 from .validate import is_id, is_user_id
 
 SALT = "casvault.share"
@@ -37,6 +38,7 @@ class Share:
     owner: str
     id: str
     expires_at: int
+    issued_at: str  # ISO 8601 UTC, milliseconds: compared with the record's trashed_at
 
     @property
     def expires_iso(self) -> str:
@@ -72,8 +74,10 @@ def make_token(secret: str, owner: str, rid: str, expires_in: object = None) -> 
     if not is_user_id(owner) or not is_id(rid):
         raise InvalidInput("owner or id is not valid", field="id")
     seconds = check_expires_in(expires_in)
-    share = Share(owner, rid, int(_now()) + seconds)
-    token = _serializer(secret).dumps([share.owner, share.id, share.expires_at])
+    now = _now()
+    issued = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds")
+    share = Share(owner, rid, int(now) + seconds, issued)
+    token = _serializer(secret).dumps([share.owner, share.id, share.expires_at, share.issued_at])
     return token, share
 
 
@@ -89,11 +93,23 @@ def read_token(secret: str, token: str) -> Share:
         payload = _serializer(secret).loads(token)
     except (BadSignature, UnicodeDecodeError, ValueError):
         raise NotFound("no such share link") from None
-    if not (isinstance(payload, list) and len(payload) == 3):
+    if not (isinstance(payload, list) and len(payload) == 4):
         raise NotFound("no such share link")
-    owner, rid, expires_at = payload
-    if not (is_user_id(owner) and is_id(rid) and isinstance(expires_at, int) and not isinstance(expires_at, bool)):
+    owner, rid, expires_at, issued_at = payload
+    if not (
+        is_user_id(owner) and is_id(rid) and isinstance(expires_at, int) and not isinstance(expires_at, bool)
+        and isinstance(issued_at, str) and len(issued_at) <= 40
+    ):
         raise NotFound("no such share link")
     if expires_at <= _now():
         raise NotFound("the share link has expired")
-    return Share(owner, rid, expires_at)
+    return Share(owner, rid, expires_at, issued_at)
+
+
+def alive(share: Share, record: Record) -> bool:
+    """True while the shared record is active and was not trashed after the link was made.
+
+    A link dies when its image is trashed, and stays dead after a restore
+    (``trashed_at`` keeps the time of the last move to the trash).
+    """
+    return record.status == "active" and not (record.trashed_at and record.trashed_at >= share.issued_at)

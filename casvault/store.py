@@ -29,7 +29,7 @@ from .errors import CasvaultError, Conflict, InvalidInput, NotFound
 from .index import Query, UserIndex
 from .layout import FORMAT, Layout, normalize_time
 from .locks import Locks
-from .manifest import Manifest
+from .manifest import Manifest, replay
 from .records import (
     KINDS,
     RECORD_TYPES,
@@ -578,7 +578,7 @@ class Store:
                 raise Conflict("the image is not in the trash", id=rid)
             quota_usage = self.index(owner).usage()  # restoring does not add usage
             del quota_usage
-            new = evolve(record, status="active", trashed_at=None)
+            new = evolve(record, status="active")  # NOTE: trashed_at stays: the last trashing (share links)
             self._move(record, new, point="restore")
             self.log_events(owner, RestoreEvent(at=now_iso(), id=rid), undo=lambda: self._move(new, record, point="undo_restore"))
         return new
@@ -629,14 +629,34 @@ class Store:
             self.remove_files(record)
         return record.bytes
 
-    def remove_files(self, record: Record) -> None:
-        """Remove a record's sidecar, projection and thumbnail (either place); missing is fine."""
+    def remove_files(self, record: Record, *, point: str | None = "purge.after_sidecar") -> None:
+        """Remove a record's sidecar, then projection and thumbnail (either place); missing is fine.
+
+        ``point`` names the fault-injection point after a sidecar is removed.
+        """
         for trashed in (True, False):
             image, sidecar, thumb = self.layout.paths(record, trashed)
-            if remove(sidecar):
-                faults.point("purge.after_sidecar")
+            if remove(sidecar) and point:
+                faults.point(point)
             remove(image)
             remove(thumb)
+
+    def current_sidecar(self, record: Record) -> tuple[Record, Path] | None:
+        """The record as its sidecar says now and that sidecar's path; None when neither place holds it.
+
+        Looks where the record's status says first, then in the other place
+        (an interrupted trash or restore); a sidecar naming another id or
+        owner does not count.
+        """
+        for trashed in (record.status == "trash", record.status != "trash"):
+            path = self.layout.sidecar_path(record, trashed)
+            try:
+                found = decode_record(path.read_bytes())
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if found.id == record.id and found.owner == record.owner:
+                return found, path
+        return None
 
     def purge_expired(self, owner: str, older_than_days: float | None = None, *, dry_run: bool = False) -> list[Record]:
         """Purge ``owner``'s records trashed more than N days ago (default: retention)."""
@@ -743,24 +763,8 @@ class Store:
             return len(records)
 
     def _logged_purges(self, owner: str) -> set[str]:
-        """Ids whose purge line is in the manifest (read line by line, damage tolerated)."""
-        from .records import decode_event
-
-        purged: set[str] = set()
-        try:
-            data = self.layout.manifest_path(owner).read_bytes()
-        except FileNotFoundError:
-            return purged
-        for line in data.split(b"\n"):
-            if b'"purge"' not in line:
-                continue
-            try:
-                event = decode_event(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
-            if isinstance(event, PurgeEvent):
-                purged.add(event.id)
-        return purged
+        """Ids the manifest purged and no later event re-created (damaged lines tolerated)."""
+        return replay(self.layout.manifest_path(owner), owner).purged
 
 
 def _fill_from_comfy(data: bytes, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -86,6 +86,7 @@ def test_share_link_dies_with_trash_and_expiry(app, client, store, me, monkeypat
     resp = client.post(f"/api/v1/images/{rec.id}/share")
     assert resp.status_code == 409 and error_code(resp) == "conflict"
     client.post(f"/api/v1/images/{rec.id}/restore")
+    assert stranger.get(url + "/image").status_code == 404  # a link made before the trashing stays dead
     short = client.post(f"/api/v1/images/{rec.id}/share", json={"expires_in": 60}).get_json()["url"]
     assert stranger.get(short + "/image").status_code == 200
     real_now = shares._now()

@@ -87,7 +87,7 @@ def test_apply_event_rules():
     assert trashed.status == "trash" and trashed.trashed_at == "t1"
     assert apply_event(trashed, TrashEvent(at="t2", id=rec.id), owner) is trashed  # idempotent
     back = apply_event(trashed, RestoreEvent(at="t3", id=rec.id), owner)
-    assert back.status == "active" and back.trashed_at is None
+    assert back.status == "active" and back.trashed_at == "t1"  # the last trashing is kept
     tagged = apply_event(back, MetaEvent(at="t4", id=rec.id, tags=["x"]), owner)
     assert tagged.tags == ["x"] and tagged.favorite is False
     assert apply_event(tagged, PurgeEvent(at="t5", id=rec.id), owner) is None

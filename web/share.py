@@ -43,7 +43,7 @@ def _shared(token: str) -> Record:
     share = shares.read_token(current_app.config["SECRET_KEY"], token)
     store = get_store()
     record = store.get(share.owner, share.id, "generated")
-    if record.status != "active":
+    if not shares.alive(share, record):
         raise NotFound("no such share link")
     return record
 
