@@ -9,6 +9,7 @@ none (same content, same name; an existing blob wins).
 from __future__ import annotations
 
 import heapq
+import logging
 import os
 import threading
 import uuid
@@ -61,6 +62,7 @@ from .validate import (
 from .views import detect_mode, project_view
 
 _meta_decoder = msgspec.json.Decoder(dict)
+log = logging.getLogger("casvault.store")
 
 
 @dataclass
@@ -512,8 +514,21 @@ class Store:
                     pass  # NOTE: what the undo could not take back, fsck --repair settles from the sidecar
             raise
         self.index(owner).apply_local()
-        if self.record_index is not None:
+        self.sync_record_index(owner)
+
+    def sync_record_index(self, owner: str) -> None:
+        """Bring the PostgreSQL index up to ``owner``'s manifest (no-op without one).
+
+        The manifest is the durable log, so a failure here is logged, not
+        raised: the write is already acknowledged, and the next sync catches
+        up from the stored byte offset.
+        """
+        if self.record_index is None:
+            return
+        try:
             self.record_index.sync(owner, self.manifest(owner))
+        except CasvaultError as exc:
+            log.warning("record index sync for %s failed (will catch up): %s", owner, exc.message)
 
     def copy_as_input(self, owner: str, source_id: str, kind: str = "input") -> Record:
         """A new input (or control) record on the blob of one of ``owner``'s images.
@@ -760,6 +775,7 @@ class Store:
             records.sort(key=lambda r: (r.created_at, r.id))
             events: list[Event] = [AddEvent(at=r.created_at, record=r) for r in records]
             self.manifest(owner).rewrite(events, self.layout.tmp)
+            self.sync_record_index(owner)
             return len(records)
 
     def _logged_purges(self, owner: str) -> set[str]:
