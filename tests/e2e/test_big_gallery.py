@@ -1,9 +1,12 @@
-"""A 10,000-image gallery stays light: the DOM holds a bounded number of tiles
-however far the visitor scrolls, and the scroll height comes from the total."""
+"""A 100,000-image gallery stays light and lets the visitor jump: the DOM holds
+a bounded number of tiles wherever they are, the scroll height comes from the
+total, and a jump (End, the scroll bar, a link to a position) fetches that
+region directly by offset instead of every page before it."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -11,21 +14,30 @@ import pytest
 from casvault.store import Store
 from tests.e2e.conftest import VISITOR, fast_config, fill_many, open_gallery, shot
 
-COUNT = 10_000
+COUNT = 100_000
+PAGE = 100  # the gallery's page size
+
+
+@pytest.fixture(scope="session")
+def big_store(tmp_path_factory) -> tuple[Path, list[str]]:
+    """(root, ids newest first): 100,000 generated images of the visitor, built once per session."""
+    root = tmp_path_factory.mktemp("big") / "root"
+    t0 = time.monotonic()
+    ids = fill_many(Store(fast_config(root)), VISITOR, COUNT)
+    print(f"\n100k store built in {time.monotonic() - t0:.1f}s")
+    return root, ids
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[tuple[str, Store, None]]:
-    """A store with 10,000 generated images for the visitor behind gunicorn."""
+def served(big_store) -> Iterator[tuple[str, Store, list[str]]]:
+    """The 100,000-image store behind gunicorn (2 workers)."""
     from tests.servers import Gunicorn
 
-    root = tmp_path_factory.mktemp("big") / "root"
-    store = Store(fast_config(root))
-    fill_many(store, VISITOR, COUNT)
+    root, ids = big_store
     srv = Gunicorn(root, workers=2)
     srv.start()
     try:
-        yield srv.url, store, None
+        yield srv.url, Store(fast_config(root)), ids
     finally:
         srv.stop()
 
@@ -36,39 +48,169 @@ def dom_stats(page) -> dict:
           tiles: document.querySelectorAll('[data-testid=gallery-item]').length,
           nodes: document.querySelectorAll('#grid *').length,
           height: document.documentElement.scrollHeight,
-          loaded: Math.max(-1, ...[...document.querySelectorAll('[data-testid=gallery-item]')].map(e => +e.dataset.index)),
         })"""
     )
 
 
-def test_ten_thousand_images_keep_the_dom_bounded(page, served):
+def listing_requests(page) -> list[str]:
+    """Collects the URLs of the page's listing requests from now on."""
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url) if "/api/v1/images?" in r.url else None)
+    return urls
+
+
+def tile_positions(page) -> dict[int, str]:
+    """Position -> id of the tiles in the DOM."""
+    return {int(i): rid for i, rid in page.eval_on_selector_all("[data-testid=gallery-item]", "els => els.map(e => [e.dataset.index, e.dataset.id])")}
+
+
+def check_tiles(page, ids: list[str]) -> dict[int, str]:
+    """Every tile in the DOM shows the image at its position in the listing; returns them."""
+    shown = tile_positions(page)
+    assert shown, "no tiles"
+    assert all(ids[i] == rid for i, rid in shown.items()), "a tile shows the wrong image for its position"
+    return shown
+
+
+def settle(page) -> None:
+    """Wait until no listing request is in flight and the next frame has been drawn."""
+    page.wait_for_function("() => document.querySelector('#grid').getAttribute('aria-busy') === 'false'")
+    page.wait_for_timeout(250)
+    page.wait_for_function("() => document.querySelector('#grid').getAttribute('aria-busy') === 'false'")
+
+
+def header_days(page) -> list[str]:
+    return page.eval_on_selector_all(".day-header", "els => els.map(e => e.textContent)")
+
+
+def day_label(page, iso: str) -> str:
+    """The header text the page shows for the day of ``iso`` (a UTC time; the store's partition zone is UTC)."""
+    return page.evaluate(
+        """iso => new Intl.DateTimeFormat(undefined, {timeZone: 'UTC', weekday: 'short', year: 'numeric', month: 'long', day: 'numeric'})
+             .format(new Date(iso.slice(0, 10) + 'T12:00:00Z'))""",
+        iso,
+    )
+
+
+def test_end_key_shows_the_oldest_image_in_a_couple_of_requests(page, served):
+    _, store, ids = served
     open_gallery(page)
-    assert page.locator("#summary").inner_text() == "10,000 images"
+    assert page.locator("#summary").inner_text() == "100,000 images"
     cols = page.evaluate("document.querySelector('.grid-row').children.length")
     start = dom_stats(page)
     # The height is there from the first page: rows of the total, not of what is loaded.
     assert start["height"] > (COUNT / cols) * 170
     assert start["tiles"] < 120
-    # Scroll far: half way down, then to the very end.
+    urls = listing_requests(page)
     t0 = time.monotonic()
-    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight / 2)")
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=gallery-item]')].some(e => +e.dataset.index > 4000)", timeout=60_000)
-    middle = dom_stats(page)
-    assert middle["tiles"] < 120 and middle["nodes"] < 1200
-    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
-    page.wait_for_selector("#grid-status:has-text('That is everything.')", timeout=60_000)
+    page.keyboard.press("End")
+    oldest = page.locator(f'[data-testid=gallery-item][data-id="{ids[-1]}"]')
+    oldest.wait_for(timeout=15_000)
+    page.wait_for_selector("#grid-status:has-text('That is everything.')")
     elapsed = time.monotonic() - t0
-    # NOTE: the estimate of the unloaded part is close, not exact; at the end it is exact.
-    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
-    page.wait_for_selector(f'[data-testid=gallery-item][data-index="{COUNT - 1}"]')
+    assert 1 <= len(urls) <= 2, urls
+    assert f"page={COUNT // PAGE}&size={PAGE}" in urls[0] and "cursor" not in urls[0]
+    # The oldest image is in view, at the very end of the grid, under its day's header.
+    box = oldest.bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"]
+    gap_below = page.evaluate("() => document.querySelector('#grid').getBoundingClientRect().bottom") - (box["y"] + box["height"])
+    assert 0 <= gap_below < 20, f"the grid ends {gap_below}px below the last tile"
+    oldest_record = store.get(VISITOR, ids[-1])
+    assert header_days(page)[-1] == day_label(page, oldest_record.created_at)
+    shown = check_tiles(page, ids)
+    assert max(shown) == COUNT - 1
     end = dom_stats(page)
     assert end["tiles"] < 120 and end["nodes"] < 1200
-    assert page.locator("#grid-status").inner_text() == "That is everything."
     shot(page, "big-end")
-    # Scrolling with the wheel for a while keeps it bounded too.
-    page.evaluate("window.scrollTo(0, 0)")
-    for _ in range(40):
-        page.mouse.wheel(0, 1500)
-    page.wait_for_timeout(200)
+    print(f"\n100k: End -> oldest image in {elapsed:.2f}s with {len(urls)} listing requests; {end['tiles']} tiles, {end['nodes']} nodes")
+
+
+def test_scroll_bar_jump_fetches_the_middle_directly_and_fills_the_gap_above_lazily(page, served):
+    _, store, ids = served
+    open_gallery(page)
+    urls = listing_requests(page)
+    # A drag of the scroll bar ends at the middle: positions passed on the way are never fetched.
+    page.evaluate("""() => { const h = document.documentElement.scrollHeight;
+        for (let k = 1; k <= 10; k += 1) window.scrollTo(0, h * k / 20); }""")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=gallery-item]')].some(e => +e.dataset.index > 40000)", timeout=15_000)
+    page.wait_for_timeout(300)
+    assert 1 <= len(urls) <= 3, urls
+    assert all("cursor" not in u for u in urls[:1])
+    shown = check_tiles(page, ids)
+    middle = min(shown)
+    assert 40_000 < middle < 60_000
+    stats = dom_stats(page)
+    assert stats["tiles"] < 120 and stats["nodes"] < 1200
+    # Every header sits above tiles of its day.
+    days = page.eval_on_selector_all(
+        ".day-header, [data-testid=gallery-item]",
+        "els => els.map(e => e.classList.contains('day-header') ? ['h', e.textContent, e.getBoundingClientRect().top] : ['t', e.dataset.index, e.getBoundingClientRect().top])",
+    )
+    headers = sorted((top, text) for kind, text, top in days if kind == "h")
+    for kind, index, top in days:
+        if kind != "t":
+            continue
+        above = [text for htop, text in headers if htop < top]
+        if above:
+            record = store.get(VISITOR, ids[int(index)])
+            assert above[-1] == day_label(page, record.created_at)
+    # Scrolling up into the part never loaded fills it by offset, in order, with nothing skipped.
+    before = len(urls)
+    first_seen = middle
+    for _ in range(12):
+        page.mouse.wheel(0, -900)
+        page.wait_for_timeout(150)
+        first_seen = min(first_seen, min(check_tiles(page, ids)))
+    assert first_seen < middle - PAGE
+    assert any("page=" in u for u in urls[before:]), urls[before:]
+    # Scrolling down reads on by cursor from the loaded region.
+    page.evaluate("window.scrollBy(0, 0)")
+    before = len(urls)
+    for _ in range(25):
+        page.mouse.wheel(0, 1200)
+        page.wait_for_timeout(80)
+    page.wait_for_timeout(300)
+    check_tiles(page, ids)
+    assert any("cursor=" in u for u in urls[before:]), urls[before:]
     assert dom_stats(page)["tiles"] < 120
-    print(f"10k: first height {start['height']}px, end tiles {end['tiles']}, nodes {end['nodes']}, jump to end {elapsed:.1f}s")
+
+
+def test_link_to_a_position_opens_there(page, served):
+    _, _, ids = served
+    urls = listing_requests(page)
+    page.goto("/#at=75000")
+    page.locator(f'[data-testid=gallery-item][data-id="{ids[75_000]}"]').wait_for(timeout=15_000)
+    settle(page)
+    box = page.locator(f'[data-testid=gallery-item][data-id="{ids[75_000]}"]').bounding_box()
+    assert box and 56 <= box["y"] < page.viewport_size["height"] - box["height"], box
+    assert urls and f"page={75_000 // PAGE + 1}&size={PAGE}" in urls[0]
+    assert all("page=1&" not in u for u in urls), "the top of the listing is not fetched first"
+    check_tiles(page, ids)
+    # Scrolling records the position in the URL, for a reload or a bookmark.
+    page.mouse.wheel(0, 2000)
+    page.wait_for_function("() => /^#at=7[0-9]{4}$/.test(location.hash) && location.hash !== '#at=75000'", timeout=5000)
+    at = int(page.evaluate("location.hash").split("=")[1])
+    page.reload()
+    page.wait_for_selector(f'[data-testid=gallery-item][data-id="{ids[at]}"]', timeout=15_000)
+
+
+def test_wheel_scrolling_reads_on_by_cursor_and_keeps_the_dom_bounded(page, served):
+    _, _, ids = served
+    open_gallery(page)
+    urls = listing_requests(page)
+    # Reading on at a reading pace: the next pages come by cursor, before the view reaches them.
+    for _ in range(30):
+        page.mouse.wheel(0, 700)
+        page.wait_for_timeout(60)
+    settle(page)
+    assert page.locator(".tile-skeleton").count() == 0, "the pages ahead arrived before the view reached them"
+    assert len(urls) >= 2 and all("cursor=" in u for u in urls), urls
+    check_tiles(page, ids)
+    # A fast fling far past what is loaded: the region it lands in, not every page on the way.
+    before = len(urls)
+    for _ in range(40):
+        page.mouse.wheel(0, 3000)
+    settle(page)
+    assert len(urls) - before <= 4, urls[before:]
+    assert dom_stats(page)["tiles"] < 120
+    check_tiles(page, ids)

@@ -18,6 +18,7 @@ const ASPECTS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9"
 const BULK_MAX = 500; // ids per bulk request (the API's limit)
 const ZIP_MAX = 1000; // ids per archive (the API's limit)
 const SEARCH_DELAY = 350;
+const POSITION_DELAY = 400; // ms after scrolling stops before the URL records the position
 
 let state = parseState(location.search);
 let feed = new Feed("/images");
@@ -64,8 +65,16 @@ new Uploader({
 
 // --- views and filters ------------------------------------------------------------
 
-/** Show a state: tabs, bars, form, and a fresh listing. */
-function apply(next) {
+/** The position in a URL's hash ("#at=5000": the 5,001st item of the listing at the top of the view). */
+// NOTE: a position, not an id: it survives a reload and the back button, and
+// opening it fetches that region directly; new images shift it by their number.
+function hashPosition(hash) {
+  const m = /^#at=(\d{1,9})$/.exec(hash);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Show a state: tabs, bars, form, and a fresh listing (scrolled to position ``at``). */
+function apply(next, at = 0) {
   state = next;
   for (const tab of document.querySelectorAll(".tab")) {
     if (tab.dataset.view === state.view) tab.setAttribute("aria-current", "page");
@@ -81,10 +90,11 @@ function apply(next) {
   selection.clear();
   feed = new Feed(state.view === "inputs" ? `/${state.lib}` : "/images", apiParams(state));
   feed.subscribe((_, change) => {
-    if (change === "append") remember(feed.items.slice(-200));
+    if (change === "load" || change === "rebuild") remember(feed.lastPage);
   });
   window.scrollTo(0, 0);
-  grid.setFeed(feed);
+  grid.setFeed(feed, at);
+  if (at > 0) grid.scrollToIndex(at);
   const titles = { gallery: "Your images", trash: "Trash", inputs: state.lib === "controls" ? "Control images" : "Input library" };
   document.title = `${titles[state.view]} · casvault`;
 }
@@ -194,8 +204,21 @@ function bindFilters() {
   }
   window.addEventListener("popstate", () => {
     if (lightbox.isOpen) lightbox.close();
-    apply(parseState(location.search));
+    apply(parseState(location.search), hashPosition(location.hash));
   });
+  let positionTimer = 0;
+  window.addEventListener("scroll", () => {
+    clearTimeout(positionTimer);
+    positionTimer = setTimeout(recordPosition, POSITION_DELAY);
+  }, { passive: true });
+}
+
+/** Keep the position at the top of the view in the URL's hash (no history entry). */
+function recordPosition() {
+  if (!feed.size) return;
+  const at = grid.firstVisibleIndex();
+  const hash = at > 0 ? `#at=${at}` : "";
+  if (hash !== location.hash) history.replaceState(history.state, "", stateSearch(state) + hash);
 }
 
 // --- grid status ------------------------------------------------------------------------
@@ -478,11 +501,10 @@ function bindGrid() {
     const tile = event.target.closest(".tile[data-index]");
     if (!tile || !event.target.classList.contains("tile-open")) return;
     const index = Number(tile.dataset.index);
-    const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: grid.cols, ArrowUp: -grid.cols, Home: -index, End: feed.items.length - 1 - index };
+    const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: grid.cols, ArrowUp: -grid.cols, Home: -index, End: feed.size - 1 - index };
     if (event.key in moves) {
       event.preventDefault();
-      const target = Math.max(0, index + moves[event.key]);
-      grid.focusIndex(feed.more ? target : Math.min(target, feed.items.length - 1));
+      grid.focusIndex(Math.min(Math.max(0, index + moves[event.key]), feed.size - 1));
     } else if (event.key === "x" || event.key === "X") {
       selection.toggle(feed.items, index, event.shiftKey);
     }
@@ -494,8 +516,8 @@ function bindGrid() {
 bindFilters();
 bindBulk();
 bindGrid();
-history.replaceState(null, "", stateSearch(state));
-apply(state);
+history.replaceState(null, "", stateSearch(state) + location.hash);
+apply(state, hashPosition(location.hash));
 const pageRetention = quota.retentionDays;
 quota.refresh().then(() => {
   // The trash badges count days from the retention the server reports.

@@ -1,10 +1,12 @@
 // The windowed grid: only the rows near the viewport are in the DOM.
 //
-// Rows have a fixed height for a given column count (tiles are square boxes,
-// date headers a fixed strip), so the layout of the loaded items is a list of
-// row offsets and the rest is estimated from the server's total: the page's
-// scroll height is right from the first page, and 100,000 images cost a few
-// dozen DOM nodes.
+// The layout is a list of rows. Each loaded run of the feed becomes date
+// headers and tile rows of fixed height (tiles are square boxes); each part
+// not loaded is one gap whose height is estimated from the loaded part's
+// height per item. So the page's scroll height is right from the first page
+// and 100,000 images cost a few dozen DOM nodes. A jump (scroll bar, End, a
+// link to a position) lands in a gap: that region is fetched by offset and
+// laid out exactly, and the item at the top of the view stays where it was.
 
 import { h } from "./dom.js";
 import { dayKey, dayLabel } from "./format.js";
@@ -12,7 +14,22 @@ import { dayKey, dayLabel } from "./format.js";
 const GAP = 8;
 const HEADER = 44;
 const OVERSCAN = 600; // px rendered above and below the viewport
-const PREFETCH_ROWS = 6; // start the next page this many rows before the end
+const PREFETCH_ROWS = 6; // fetch this many rows ahead of the view
+// NOTE: a region reached by a jump is fetched once the view rests there this
+// long, so dragging the scroll bar across 100,000 images costs no requests.
+const SETTLE_MS = 90;
+
+const days = new WeakMap();
+
+/** The day key of an item, computed once per item (Intl formatting is the costly part of a layout). */
+function dayOf(item) {
+  let day = days.get(item);
+  if (day === undefined) {
+    day = dayKey(item.created_at);
+    days.set(item, day);
+  }
+  return day;
+}
 
 export class VirtualGrid {
   /**
@@ -28,59 +45,51 @@ export class VirtualGrid {
     this.onChange = onChange;
     this.feed = null;
     this.unsubscribe = null;
-    this.rows = [];
-    this.tileRows = []; // indexes into rows of the rows that hold tiles
-    this.laidOut = 0; // items covered by this.rows
+    this.rows = []; // {kind: "header"|"tiles"|"gap", top, height, ...} in page order
+    this.tileRows = []; // indexes into rows of the tile rows
+    this.gapRows = []; // indexes into rows of the gaps
+    this.height = 0;
     this.rendered = new Map(); // row key -> element
     this.version = 0;
     this.cols = 1;
     this.tile = 0;
     this.width = 0;
     this.frame = 0;
+    this.lastScroll = 0;
+    this.settleTimer = 0;
     this.schedule = this.schedule.bind(this);
-    window.addEventListener("scroll", this.schedule, { passive: true });
+    window.addEventListener("scroll", () => {
+      this.lastScroll = performance.now();
+      this.schedule();
+    }, { passive: true });
     new ResizeObserver(() => {
       if (this.el.clientWidth !== this.width) this.relayout();
     }).observe(this.el);
   }
 
-  /** Show another listing (filters changed): start at the top. */
-  setFeed(feed) {
+  /** Show another listing: start at the top, or fetch position ``at`` first (a link to a position). */
+  setFeed(feed, at = 0) {
     if (this.unsubscribe) this.unsubscribe();
     this.feed = feed;
     this.unsubscribe = feed.subscribe((_, change) => this.refresh(change));
     this.version += 1;
     this.clearRows();
-    this.rows = [];
-    this.tileRows = [];
-    this.laidOut = 0;
     this.measure();
+    this.layout();
     this.schedule();
-    if (!feed.items.length) feed.loadMore();
+    if (!feed.runs.length && !feed.pending) feed.loadAt(at);
   }
 
-  /** Follow a change of the feed: "append" extends the layout, "update" redraws, anything else rebuilds. */
+  /** Follow a change of the feed: "update" redraws, anything else lays out again around the view. */
   refresh(change = "rebuild") {
     if (change === "update" || change === "error") {
       this.redraw();
       return;
     }
-    const last = this.rows[this.rows.length - 1];
-    if (change === "append" && last && last.kind === "tiles") {
-      // NOTE: the last row may be short; lay it out again with the new items.
-      this.rows.pop();
-      this.tileRows.pop();
-      this.laidOut = last.start;
-      this.extend();
-    } else if (change === "append" && !last) {
-      this.extend();
-    } else {
-      this.rows = [];
-      this.tileRows = [];
-      this.laidOut = 0;
-      this.version += 1;
-      this.extend();
-    }
+    const anchor = this.anchor();
+    this.layout();
+    if (change !== "load") this.version += 1;
+    this.restore(anchor);
     this.schedule();
   }
 
@@ -91,15 +100,12 @@ export class VirtualGrid {
   }
 
   relayout() {
-    const anchor = this.firstVisibleIndex();
+    const anchor = this.anchor();
     this.measure();
-    this.rows = [];
-    this.tileRows = [];
-    this.laidOut = 0;
+    this.layout();
     this.version += 1;
-    this.extend();
     this.clearRows();
-    if (anchor > 0) window.scrollTo(0, this.top() + this.offsetOfIndex(anchor));
+    this.restore(anchor);
     this.schedule();
   }
 
@@ -111,55 +117,79 @@ export class VirtualGrid {
     this.rowHeight = this.tile + GAP;
   }
 
-  /** Append rows for items not laid out yet. */
-  extend() {
-    const items = this.feed ? this.feed.items : [];
-    let top = this.bottomOfRows();
-    let i = this.laidOut;
-    let prevDay = i > 0 && this.groups ? dayKey(items[i - 1].created_at) : null;
-    while (i < items.length) {
-      const day = this.groups ? dayKey(items[i].created_at) : null;
-      if (this.groups && day !== prevDay) {
-        this.rows.push({ kind: "header", day, top, height: HEADER });
-        top += HEADER;
-        prevDay = day;
-      }
-      let end = i + 1;
-      while (end < items.length && end - i < this.cols && (!this.groups || dayKey(items[end].created_at) === day)) end += 1;
-      this.tileRows.push(this.rows.length);
-      this.rows.push({ kind: "tiles", start: i, end, top, height: this.rowHeight });
-      top += this.rowHeight;
-      i = end;
-    }
-    this.laidOut = items.length;
-  }
-
-  bottomOfRows() {
-    const last = this.rows[this.rows.length - 1];
-    return last ? last.top + last.height : 0;
-  }
-
-  /** Rows not loaded yet, estimated from the total. */
-  estimatedRows() {
-    if (!this.feed) return 0;
-    const rest = this.feed.size - this.feed.items.length;
-    return rest > 0 ? Math.ceil(rest / this.cols) : 0;
-  }
-
   /**
-   * Height of what is not loaded: at the loaded part's height per item (date
-   * headers and short last rows included) once there is enough to go by.
+   * Rows for the whole listing: exact for the loaded runs (a date header at
+   * each new day and at the start of each run), one estimated gap for each
+   * part between them.
    */
-  estimatedHeight() {
-    const rest = this.feed ? this.feed.size - this.feed.items.length : 0;
-    if (rest <= 0) return 0;
-    const byRows = this.estimatedRows() * this.rowHeight;
-    if (!this.groups || this.laidOut < this.cols * 4) return byRows;
-    return Math.max(byRows, Math.round((this.bottomOfRows() / this.laidOut) * rest));
+  layout() {
+    const feed = this.feed;
+    const rows = [];
+    const tileRows = [];
+    const gapRows = [];
+    const size = feed ? feed.size : 0;
+    let loadedHeight = 0;
+    let loadedCount = 0;
+    let covered = 0;
+    for (const [a, b] of feed ? feed.runs : []) {
+      const end = Math.min(b, size);
+      if (a >= end) continue;
+      if (a > covered) {
+        gapRows.push(rows.length);
+        rows.push({ kind: "gap", start: covered, end: a, top: 0, height: 0 });
+      }
+      // Tops inside a run are relative to the run's first row until the second pass.
+      let y = 0;
+      let prevDay = null;
+      let first = true;
+      for (let i = a; i < end;) {
+        const day = this.groups ? dayOf(feed.items[i]) : null;
+        if (this.groups && day !== prevDay) {
+          rows.push({ kind: "header", day, top: y, height: HEADER, first });
+          first = false;
+          y += HEADER;
+          prevDay = day;
+        }
+        let j = i + 1;
+        while (j < end && j - i < this.cols && (!this.groups || dayOf(feed.items[j]) === day)) j += 1;
+        tileRows.push(rows.length);
+        rows.push({ kind: "tiles", start: i, end: j, top: y, height: this.rowHeight, first });
+        first = false;
+        y += this.rowHeight;
+        i = j;
+      }
+      loadedHeight += y;
+      loadedCount += end - a;
+      covered = end;
+    }
+    if (size > covered) {
+      gapRows.push(rows.length);
+      rows.push({ kind: "gap", start: covered, end: size, top: 0, height: 0 });
+    }
+    // Height per item of what is loaded (headers and short rows included) estimates the gaps.
+    const perItem = loadedCount >= this.cols * 4 ? loadedHeight / loadedCount : this.rowHeight / this.cols;
+    let offset = 0;
+    let base = 0;
+    for (const row of rows) {
+      if (row.kind === "gap") {
+        const n = row.end - row.start;
+        row.top = offset;
+        row.height = Math.max(Math.ceil(n / this.cols) * this.rowHeight, Math.round(perItem * n));
+        offset += row.height;
+        continue;
+      }
+      if (row.first) base = offset;
+      row.top += base;
+      offset = row.top + row.height;
+    }
+    this.rows = rows;
+    this.tileRows = tileRows;
+    this.gapRows = gapRows;
+    this.height = offset;
   }
 
   totalHeight() {
-    return this.bottomOfRows() + this.estimatedHeight();
+    return this.height;
   }
 
   /** The grid's top in page coordinates. */
@@ -180,17 +210,37 @@ export class VirtualGrid {
     return lo;
   }
 
-  /** Vertical offset of an item's row inside the grid. */
+  /** The item at height y of the grid (estimated inside a gap); last=true gives the last one of that row. */
+  indexAt(y, last = false) {
+    const size = this.feed ? this.feed.size : 0;
+    if (!size) return -1;
+    let r = this.rowAt(Math.max(0, y));
+    while (r < this.rows.length && this.rows[r].kind === "header") r += 1;
+    if (r >= this.rows.length) return size - 1;
+    const row = this.rows[r];
+    if (row.kind === "tiles") return last ? row.end - 1 : row.start;
+    const n = row.end - row.start;
+    const at = row.start + Math.floor(((y - row.top) / row.height) * n) + (last ? this.cols - 1 : 0);
+    return Math.min(row.end - 1, Math.max(row.start, at));
+  }
+
+  /** Vertical offset of an item's row inside the grid (estimated inside a gap). */
   offsetOfIndex(index) {
     const rowIndex = this.rowOfIndex(index);
     if (rowIndex >= 0) return this.rows[rowIndex].top;
-    const beyond = index - this.laidOut;
-    return this.bottomOfRows() + Math.floor(beyond / this.cols) * this.rowHeight;
+    for (const g of this.gapRows) {
+      const gap = this.rows[g];
+      if (gap.start <= index && index < gap.end) {
+        const rowsIn = Math.floor(((index - gap.start) / (gap.end - gap.start)) * (gap.height / this.rowHeight));
+        return gap.top + rowsIn * this.rowHeight;
+      }
+    }
+    return this.height;
   }
 
-  /** Index into rows of the row holding item ``index``, or -1 when it is not laid out. */
+  /** Index into rows of the row holding item ``index``, or -1 when it is not loaded. */
   rowOfIndex(index) {
-    if (index >= this.laidOut) return -1;
+    if (!this.feed || !this.feed.has(index) || !this.tileRows.length) return -1;
     let lo = 0;
     let hi = this.tileRows.length - 1;
     while (lo < hi) {
@@ -198,24 +248,49 @@ export class VirtualGrid {
       if (this.rows[this.tileRows[mid]].start <= index) lo = mid;
       else hi = mid - 1;
     }
-    return this.tileRows.length ? this.tileRows[lo] : -1;
+    const row = this.rows[this.tileRows[lo]];
+    return row.start <= index && index < row.end ? this.tileRows[lo] : -1;
   }
 
-  firstVisibleIndex() {
-    if (!this.rows.length) return 0;
+  /** What to keep in place through a new layout: the item at the top of the view, or the page's bottom. */
+  anchor() {
+    if (!this.rows.length) return null;
     const y = window.scrollY - this.top();
-    for (let r = this.rowAt(Math.max(0, y)); r < this.rows.length; r += 1) {
-      if (this.rows[r].kind === "tiles") return this.rows[r].start;
+    if (y <= 0) return null;
+    const doc = document.documentElement;
+    if (window.scrollY + window.innerHeight >= doc.scrollHeight - 2) return { bottom: true };
+    // NOTE: a loaded row in view is the anchor where there is one: a gap's
+    // positions are estimates, and they move when the gap is fetched.
+    for (let r = this.rowAt(y); r < this.rows.length && this.rows[r].top < y + window.innerHeight; r += 1) {
+      const row = this.rows[r];
+      if (row.kind === "tiles") return { index: row.start, offset: row.top - y };
     }
-    return 0;
+    const index = this.indexAt(y);
+    return index < 0 ? null : { index, offset: this.offsetOfIndex(index) - y };
   }
 
-  /** Scroll so that item ``index`` is in view (loading pages as needed) and focus it. */
+  restore(anchor) {
+    this.el.style.height = `${this.height}px`;
+    if (!anchor) return;
+    if (anchor.bottom) window.scrollTo(0, document.documentElement.scrollHeight);
+    else window.scrollTo(0, this.top() + this.offsetOfIndex(anchor.index) - anchor.offset);
+  }
+
+  /** Scroll so that item ``index`` is at the top of the view (its region fetched directly) without focusing it. */
+  async scrollToIndex(index) {
+    if (!this.feed) return;
+    const item = await this.feed.ensure(index);
+    if (!item) return;
+    const header = document.querySelector(".topbar")?.offsetHeight ?? 0;
+    window.scrollTo(0, Math.max(0, this.top() + this.offsetOfIndex(index) - header - HEADER));
+    this.render();
+  }
+
+  /** Scroll so that item ``index`` is in view (fetching its region as needed) and focus it. */
   async focusIndex(index) {
     if (!this.feed) return;
     const item = await this.feed.ensure(index);
     if (!item) return;
-    this.refreshIfStale();
     const y = this.top() + this.offsetOfIndex(index);
     const header = document.querySelector(".topbar")?.offsetHeight ?? 0;
     if (y < window.scrollY + header || y + this.rowHeight > window.scrollY + window.innerHeight) {
@@ -226,8 +301,11 @@ export class VirtualGrid {
     if (tile) tile.focus({ preventScroll: true });
   }
 
-  refreshIfStale() {
-    if (this.laidOut !== this.feed.items.length) this.refresh(this.laidOut < this.feed.items.length ? "append" : "rebuild");
+  /** The first item at the top of the view (0 at the top of the page). */
+  firstVisibleIndex() {
+    const header = document.querySelector(".topbar")?.offsetHeight ?? 0;
+    const y = window.scrollY + header - this.top();
+    return y <= 0 ? 0 : Math.max(0, this.indexAt(y));
   }
 
   schedule() {
@@ -243,30 +321,30 @@ export class VirtualGrid {
     this.rendered.clear();
   }
 
-  /** Put the rows in view into the DOM, remove the rest, and ask for more items when near the end. */
+  /** Put the rows in view into the DOM, remove the rest, and fetch what the view lacks. */
   render() {
     if (!this.feed) return;
-    if (this.el.clientWidth !== this.width) this.measure();
-    const total = this.totalHeight();
-    this.el.style.height = `${total}px`;
+    if (this.el.clientWidth !== this.width) {
+      this.relayout();
+      return;
+    }
+    this.el.style.height = `${this.height}px`;
     const gridTop = this.top();
     const viewTop = window.scrollY - gridTop - OVERSCAN;
     const viewBottom = window.scrollY - gridTop + window.innerHeight + OVERSCAN;
     const wanted = new Map();
-    const first = this.rowAt(Math.max(0, viewTop));
-    for (let r = first; r < this.rows.length && this.rows[r].top < viewBottom; r += 1) {
+    for (let r = this.rowAt(Math.max(0, viewTop)); r < this.rows.length && this.rows[r].top < viewBottom; r += 1) {
       const row = this.rows[r];
-      const key = row.kind === "header" ? `h${this.version}:${row.day}:${row.top}` : `t${this.version}:${row.start}:${row.end}:${row.top}`;
-      wanted.set(key, row);
-    }
-    // Skeleton rows where the estimate says items will be.
-    const loadedBottom = this.bottomOfRows();
-    const estimated = this.estimatedRows();
-    if (viewBottom > loadedBottom && estimated > 0) {
-      const from = Math.max(0, Math.floor((viewTop - loadedBottom) / this.rowHeight));
-      const to = Math.min(estimated, Math.ceil((viewBottom - loadedBottom) / this.rowHeight));
-      for (let k = from; k < to; k += 1) {
-        wanted.set(`s${this.version}:${k}:${this.cols}`, { kind: "skeleton", top: loadedBottom + k * this.rowHeight, height: this.rowHeight });
+      if (row.kind === "header") wanted.set(`h${this.version}:${row.day}:${row.top}`, row);
+      else if (row.kind === "tiles") wanted.set(`t${this.version}:${row.start}:${row.end}:${row.top}`, row);
+      else {
+        // Skeleton rows where the gap's items will be.
+        const fit = Math.floor(row.height / this.rowHeight);
+        const from = Math.max(0, Math.floor((viewTop - row.top) / this.rowHeight));
+        const to = Math.min(fit, Math.ceil((viewBottom - row.top) / this.rowHeight));
+        for (let k = from; k < to; k += 1) {
+          wanted.set(`s${this.version}:${row.start}:${row.top}:${k}:${this.cols}`, { kind: "skeleton", top: row.top + k * this.rowHeight, height: this.rowHeight });
+        }
       }
     }
     for (const [key, el] of this.rendered) {
@@ -281,7 +359,7 @@ export class VirtualGrid {
       this.rendered.set(key, el);
       this.el.append(el);
     }
-    this.maybeLoad(viewBottom, loadedBottom);
+    this.maybeLoad(gridTop);
     this.onChange();
   }
 
@@ -309,14 +387,36 @@ export class VirtualGrid {
     return el;
   }
 
-  maybeLoad(viewBottom, loadedBottom) {
+  /**
+   * Fetch what the view shows as skeletons, else what lies a few rows beyond
+   * it either way: reading on from a loaded item by its cursor, a far region
+   * by offset once the view rests there.
+   */
+  maybeLoad(gridTop) {
     const feed = this.feed;
-    if (!feed.more || feed.error || feed.pending) return;
-    const gap = viewBottom - loadedBottom;
-    // NOTE: the estimate of the unloaded part can be short; whoever reaches the
-    // end of the page keeps loading until the listing really ends.
-    const atEnd = window.scrollY + 2 * window.innerHeight >= document.documentElement.scrollHeight;
-    if (gap > -PREFETCH_ROWS * this.rowHeight || atEnd) feed.loadMore(gap > 2 * window.innerHeight);
+    if (feed.pending || feed.error) return;
+    if (feed.total === null) {
+      feed.loadAt(0);
+      return;
+    }
+    const size = feed.size;
+    if (!size) return;
+    const y = window.scrollY - gridTop;
+    const first = Math.max(0, this.indexAt(y));
+    const last = Math.max(first, this.indexAt(y + window.innerHeight, true));
+    const reach = PREFETCH_ROWS * this.cols;
+    let target = -1;
+    for (let i = first; i <= last && target < 0; i += 1) if (!feed.has(i)) target = i;
+    for (let i = last + 1; i < Math.min(size, last + reach) && target < 0; i += 1) if (!feed.has(i)) target = i;
+    for (let i = first - 1; i >= Math.max(0, first - reach) && target < 0; i -= 1) if (!feed.has(i)) target = i;
+    if (target < 0) return;
+    const wait = this.lastScroll + SETTLE_MS - performance.now();
+    if (feed.requestFor(target).jump && wait > 0) {
+      clearTimeout(this.settleTimer);
+      this.settleTimer = setTimeout(this.schedule, wait + 5);
+      return;
+    }
+    feed.loadAt(target);
   }
 
   /** The tile elements in the DOM now. */

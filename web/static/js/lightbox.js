@@ -138,7 +138,7 @@ export class Lightbox {
     const total = feed.size;
     byId("lb-position").textContent = `${index + 1} of ${total.toLocaleString()}`;
     byId("lb-prev").disabled = index === 0;
-    byId("lb-next").disabled = index + 1 >= total && !feed.more;
+    byId("lb-next").disabled = index + 1 >= total;
     this.renderDetails(item);
     byId("lb-share-box").hidden = true;
     byId("lb-share-url").value = "";
@@ -252,12 +252,14 @@ export class Lightbox {
     }
   }
 
-  /** After the shown item left the listing: show what took its place. */
-  afterRemoval() {
+  /** After the shown item left the listing: show what took its place (fetching it when not loaded). */
+  async afterRemoval() {
     if (!this.isOpen) return;
     const feed = this.feed();
-    if (this.index < feed.items.length) this.show(this.index);
-    else if (feed.items.length) this.show(feed.items.length - 1);
+    const index = Math.min(this.index, feed.size - 1);
+    const item = index >= 0 ? await feed.ensure(index) : null;
+    if (!this.isOpen) return;
+    if (item) this.show(index);
     else this.close();
   }
 

@@ -21,7 +21,7 @@ export class Selection {
     if (!item) return;
     if (range && this.anchor >= 0 && this.anchor < items.length) {
       const [lo, hi] = this.anchor < index ? [this.anchor, index] : [index, this.anchor];
-      for (let i = lo; i <= hi; i += 1) this.ids.add(items[i].id);
+      for (let i = lo; i <= hi; i += 1) if (items[i]) this.ids.add(items[i].id);
     } else if (this.ids.has(item.id)) {
       this.ids.delete(item.id);
     } else {
@@ -32,7 +32,7 @@ export class Selection {
   }
 
   selectAll(items) {
-    for (const item of items) this.ids.add(item.id);
+    for (const item of items) if (item) this.ids.add(item.id);
     this.onChange();
   }
 
@@ -52,6 +52,6 @@ export class Selection {
 
   /** The selected ids in listing order (newest first). */
   ordered(items) {
-    return items.filter((item) => this.ids.has(item.id)).map((item) => item.id);
+    return items.filter((item) => item && this.ids.has(item.id)).map((item) => item.id);
   }
 }
