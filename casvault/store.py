@@ -591,8 +591,6 @@ class Store:
             record = self.get(owner, rid, kind)
             if record.status != "trash":
                 raise Conflict("the image is not in the trash", id=rid)
-            quota_usage = self.index(owner).usage()  # restoring does not add usage
-            del quota_usage
             new = evolve(record, status="active")  # NOTE: trashed_at stays: the last trashing (share links)
             self._move(record, new, point="restore")
             self.log_events(owner, RestoreEvent(at=now_iso(), id=rid), undo=lambda: self._move(new, record, point="undo_restore"))
