@@ -9,6 +9,7 @@ before the next append. A bad line before the end is an error
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,7 +18,17 @@ import msgspec
 from . import faults
 from .atomic import fsync_dir, storage_error, write_file
 from .errors import ManifestCorrupt
-from .records import Event, decode_event, decode_events, encode_event
+from .records import (
+    Event,
+    MoveEvent,
+    PurgeEvent,
+    Record,
+    apply_event,
+    decode_event,
+    decode_events,
+    encode_event,
+    event_id,
+)
 
 
 class Chunk(NamedTuple):
@@ -138,3 +149,55 @@ class Manifest:
         """Replace the whole manifest atomically (reindex, repair)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_file(self.path, b"".join(encode_event(e) for e in events), tmp_dir, fsync=self.fsync)
+
+
+@dataclass
+class ManifestState:
+    """A manifest replayed: the records it says exist, the ids it took away for good, damage."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    purged: set[str] = field(default_factory=set)  # purged, and not re-created by a later event
+    moved_out: set[str] = field(default_factory=set)  # moved to another owner, and not re-created since
+    bad_lines: list[int] = field(default_factory=list)
+    torn: bool = False
+
+
+def replay(path: Path, owner: str) -> ManifestState:
+    """Replay ``owner``'s manifest line by line, noting bad lines and a torn tail instead of failing.
+
+    An id is in ``purged`` (or ``moved_out``) only when its last event took
+    it away: a later ``add`` or ``move`` in that re-creates it (an adoption
+    of the same file again, a merge back) makes it a live record again.
+    """
+    state = ManifestState()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return state
+    end = data.rfind(b"\n") + 1
+    state.torn = end < len(data)
+    body = data[:end]
+    try:
+        events = decode_events(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        events = []
+        for lineno, line in enumerate(body.split(b"\n")[:-1], 1):
+            try:
+                events.append(decode_event(line))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                state.bad_lines.append(lineno)
+    records = state.records
+    for event in events:
+        rid = event_id(event)
+        record = apply_event(records.get(rid), event, owner)
+        if record is not None:
+            records[rid] = record
+            state.purged.discard(rid)
+            state.moved_out.discard(rid)
+            continue
+        records.pop(rid, None)
+        if isinstance(event, PurgeEvent):
+            state.purged.add(rid)
+        elif isinstance(event, MoveEvent) and event.owner_from == owner and event.owner_to != owner:
+            state.moved_out.add(rid)
+    return state
