@@ -8,10 +8,14 @@ import multiprocessing
 import os
 
 bind = os.environ.get("CASVAULT_BIND", "127.0.0.1:8000")
-# NOTE: sync workers; each keeps its own per-user index, kept current from the
-# manifests, so any number of workers see each other's writes.
+# NOTE: each worker process keeps its own per-user index, kept current from
+# the manifests, so any number of workers see each other's writes. Threaded
+# workers keep a long streamed ZIP download from being killed by the worker
+# timeout and from pinning a whole process; the store is thread-safe (per-user
+# flocks are taken per thread, indexes are guarded by a mutex).
 workers = int(os.environ.get("CASVAULT_WORKERS", 2 * multiprocessing.cpu_count()))
-worker_class = "sync"
+worker_class = "gthread"
+threads = int(os.environ.get("CASVAULT_THREADS", "4"))
 timeout = int(os.environ.get("CASVAULT_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5

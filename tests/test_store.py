@@ -251,3 +251,22 @@ def test_bad_line_appended_while_serving_is_rebuilt(config):
     assert {r.id for r in s2.list(A, Query()).items} == ids  # rebuilt, not wedged
     s2.ingest(make_png(seed=5), A)
     assert s2.list(A, Query()).total == 3
+
+
+def test_threads_of_one_process_share_a_store_safely(config):
+    import concurrent.futures as cf
+
+    store = Store(config.with_(quota_max_count=30))
+    datas = [make_png(seed=200 + i) for i in range(40)]
+
+    def ingest(data):
+        try:
+            return store.ingest(data, A).record.id
+        except QuotaExceeded:
+            return None
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        ids = [i for i in pool.map(ingest, datas) if i]
+    assert len(ids) == 30
+    assert {r.id for r in Store(config).list(A, Query(size=100)).items} == set(ids)
+    assert len(store.layout.manifest_path(A).read_text().splitlines()) == 30
