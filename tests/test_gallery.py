@@ -98,3 +98,17 @@ def test_unknown_page_is_an_html_404(client):
     resp = client.get("/no-such-page")
     assert resp.status_code == 404
     assert resp.mimetype == "text/html"
+
+
+def test_zip_form_posts_to_the_archive_route_that_the_policy_allows(client):
+    """The selection's ZIP is a plain same-origin form post, which the page's CSP permits and the API accepts."""
+    resp = client.get("/")
+    html = resp.get_data(as_text=True)
+    form = re.search(r'<form id="zip-form" method="post" action="([^"]+)" target="([^"]+)"', html)
+    assert form, "no download form"
+    assert form.group(1) == "/api/v1/images/download.zip"
+    assert f'<iframe name="{form.group(2)}"' in html
+    assert "form-action 'self'" in resp.headers["Content-Security-Policy"]
+    assert re.search(r'<input type="hidden" name="ids"', html)
+    rule = [r for r in client.application.url_map.iter_rules() if r.rule == form.group(1)]
+    assert {"GET", "POST"} <= set().union(*(r.methods for r in rule))

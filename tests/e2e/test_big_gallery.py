@@ -214,3 +214,32 @@ def test_wheel_scrolling_reads_on_by_cursor_and_keeps_the_dom_bounded(page, serv
     assert len(urls) - before <= 4, urls[before:]
     assert dom_stats(page)["tiles"] < 120
     check_tiles(page, ids)
+
+
+def test_trash_and_undo_far_from_the_top(page, served):
+    """Positions stay right when images leave and come back in a region reached by a jump."""
+    _, store, ids = served
+    open_gallery(page)
+    page.keyboard.press("End")
+    page.locator(f'[data-testid=gallery-item][data-id="{ids[-1]}"]').wait_for(timeout=15_000)
+    settle(page)
+    chosen = [ids[-9], ids[-8]]
+    try:
+        for rid in chosen:
+            page.locator(f'[data-testid=gallery-item][data-id="{rid}"] [data-testid=select-toggle]').click()
+        page.click("[data-testid=bulk-delete]")
+        page.wait_for_selector(".toast:has-text('Moved 2 images to the trash')")
+        page.wait_for_selector("#summary:has-text('99,998 images')")
+        settle(page)
+        rest = [rid for rid in ids if rid not in chosen]
+        shown = check_tiles(page, rest)
+        assert max(shown) == COUNT - 3 and not set(chosen) & set(shown.values())
+        page.click(".toast-action:has-text('Undo')")
+        page.wait_for_selector("#summary:has-text('100,000 images')")
+        settle(page)
+        shown = check_tiles(page, ids)
+        assert {COUNT - 9, COUNT - 8} <= set(shown)
+    finally:
+        for rid in chosen:
+            if store.get(VISITOR, rid).status != "active":
+                store.restore(VISITOR, rid)
