@@ -8,11 +8,12 @@ data, in this order: finish a logged purge; move files to where the
 sidecar's status says (an interrupted trash or restore); bring a missing
 blob back from a projection holding its bytes, or move the sidecar to
 ``quarantine/records/`` and report the record lost; re-create a missing
-projection or thumbnail from the blob; remove projections and thumbnails
-without a sidecar (their bytes are in a blob, or the file is adopted
-first). Last, the manifest is rebuilt from the sidecars when it disagrees
-with them, and stray temps are removed. Unfinished merges and gc runs are
-finished first.
+projection or thumbnail from the blob; remove thumbnails without a
+sidecar and projections that are provably ours (a hardlink of the blob, a
+symlink into blobs/, a leftover of a logged purge or move), adopt any other
+image file without a sidecar. Last, the manifest is rebuilt from the
+sidecars when it disagrees with them, and stray temps are removed.
+Unfinished merges and gc runs are finished first.
 
 ``scrub`` re-hashes the referenced blobs (blake3 recorded at ingest, sha256
 on demand); a damaged blob is quarantined, never deleted.
@@ -21,6 +22,7 @@ on demand); a damaged blob is quarantined, never deleted.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,22 +32,15 @@ from typing import Any, Callable, Iterable
 import msgspec
 
 from .atomic import remove, write_file
-from .blobs import digest
-from .errors import CasvaultError, IntegrityError, NotFound
-from .records import (
-    PurgeEvent,
-    Record,
-    apply_event,
-    decode_event,
-    decode_events,
-    decode_record,
-    encode_record,
-    event_id,
-)
+from .blobs import FileBlobStore, digest
+from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
+from .manifest import ManifestState, replay
+from .records import Record, decode_record, encode_record
 from .store import Store
 from .validate import is_id
 
 TEMP_AGE = 3600.0  # tmp/ files younger than this may belong to a write in progress
+GC_RUNNING = "a gc is running: the blobs it set aside are left to it"
 IMAGE_EXTS = ("png", "jpg", "webp")
 # The kinds of problem, in the order they are repaired within one user.
 KINDS = (
@@ -102,6 +97,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
     remaining: list[Problem] | None = None
+    notes: list[str] = field(default_factory=list)  # what was left alone on purpose, and why
 
     @property
     def clean(self) -> bool:
@@ -117,6 +113,8 @@ class Report:
         }
         if self.remaining is not None:
             data["remaining"] = [p.as_dict() for p in self.remaining]
+        if self.notes:
+            data["notes"] = self.notes
         return data
 
 
@@ -162,48 +160,6 @@ def scan_user(store: Store, owner: str) -> UserFiles:
     plain_stems = {p.with_suffix("") for p in files.plain}
     files.strays.extend(p for p in legacy if p.with_suffix("") not in plain_stems)
     return files
-
-
-@dataclass
-class ManifestState:
-    """A manifest replayed: the records it says exist, purged ids, damage."""
-
-    records: dict[str, Record] = field(default_factory=dict)
-    purged: set[str] = field(default_factory=set)
-    bad_lines: list[int] = field(default_factory=list)
-    torn: bool = False
-
-
-def replay(path: Path, owner: str) -> ManifestState:
-    """Replay a manifest line by line, noting bad lines and a torn tail instead of failing."""
-    state = ManifestState()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return state
-    end = data.rfind(b"\n") + 1
-    state.torn = end < len(data)
-    body = data[:end]
-    try:
-        events = decode_events(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        events = []
-        for lineno, line in enumerate(body.split(b"\n")[:-1], 1):
-            try:
-                events.append(decode_event(line))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                state.bad_lines.append(lineno)
-    records = state.records
-    for event in events:
-        rid = event_id(event)
-        if isinstance(event, PurgeEvent):
-            state.purged.add(rid)
-        record = apply_event(records.get(rid), event, owner)
-        if record is None:
-            records.pop(rid, None)
-        else:
-            records[rid] = record
-    return state
 
 
 def _agrees(a: Record, b: Record) -> bool:
@@ -437,24 +393,30 @@ class _UserCheck:
                 fix.repaired = True
 
     def _orphans(self, rid: str, files: UserFiles, state: ManifestState) -> None:
-        """Projections and thumbnails of an id without a sidecar (thumbnails first: an adoption makes its own)."""
+        """Projections and thumbnails of an id without a sidecar (thumbnails first: an adoption makes its own).
+
+        Only a file that is provably ours is removed: a leftover of a logged
+        purge or move, a hardlink of a blob, a symlink into blobs/ (or one
+        without a target). Any other image file is another program's and is
+        adopted (its bytes dedupe through the blob store), never deleted.
+        """
         for path in files.thumbs.get(rid, []):
             fix = self.problem("orphan_thumb", "thumbnail without a sidecar", rid, path)
             if fix:
                 remove(path)
                 fix.repaired = True
+        logged = state.records.get(rid)
         for path in files.images.get(rid, []):
-            purged = rid in state.purged
-            sha = None if purged else _file_sha256(path)
-            if purged or sha is None or self.store.blobs.has(sha):
-                why = "purged" if purged else "its bytes are in a blob" if sha else "a link without a target"
+            why = self._ours(rid, path, state, logged.sha256 if logged is not None else None)
+            if why is not None:
                 fix = self.problem("orphan_projection", f"projection without a sidecar ({why}); removed", rid, path)
                 if fix:
                     remove(path)
                     fix.repaired = True
                 continue
             if path.is_relative_to(self.layout.outputs):
-                fix = self.problem("orphan_projection", "projection without a sidecar or blob; adopted", rid, path)
+                fix = self.problem("orphan_projection", "an image without a sidecar, not a link to a blob; adopted",
+                                   rid, path)
                 if fix:
                     from .adopt import adopt_file
 
@@ -465,9 +427,38 @@ class _UserCheck:
                 continue
             fix = self.problem("orphan_projection", "trashed projection without a sidecar; bytes kept as a blob", rid, path)
             if fix:
-                self.store.blobs.put(path.read_bytes(), sha)
+                data = path.read_bytes()
+                self.store.blobs.put(data, digest(data))
                 remove(path)
                 fix.repaired = True
+
+    def _ours(self, rid: str, path: Path, state: ManifestState, logged_sha: str | None) -> str | None:
+        """Why a sidecar-less ``<id>.<ext>`` file is provably a projection of ours; None when it may not be."""
+        if rid in state.purged:
+            return "purged"
+        if rid in state.moved_out:
+            return "moved to another user"
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            if not path.exists():
+                return "a link without a target"  # NOTE: a dangling link holds no bytes to lose
+            blobs_dir = os.path.realpath(self.layout.root / "blobs")
+            return "a link to a blob" if os.path.realpath(path).startswith(blobs_dir + os.sep) else None
+        if st.st_nlink < 2 or not isinstance(self.store.blobs, FileBlobStore):
+            return None  # NOTE: a copy (copy link mode) cannot be told from another program's file
+        def is_blob(sha: str | None) -> bool:
+            try:
+                blob = os.stat(self.store.blobs.path(sha)) if sha else None
+            except FileNotFoundError:
+                return False
+            return blob is not None and (blob.st_ino, blob.st_dev) == (st.st_ino, st.st_dev)
+
+        if is_blob(logged_sha) or is_blob(_file_sha256(path)):
+            return "a hardlink of its blob"
+        return None
 
     def _plain(self, files: UserFiles, legacy_ids: set[str]) -> None:
         """Files dropped by other programs: adopted on repair."""
@@ -616,8 +607,13 @@ def _finish_interrupted(store: Store, report: Report, only: set[str] | None) -> 
                 p.repaired = True
             except CasvaultError as exc:
                 p.detail += f" (failed: {exc.message})"
-    if only is None or "gc_unfinished" in only:
-        restored = gc.recover_pending(store)
+    if (only is None or "gc_unfinished" in only) and gc.pending(store):
+        try:
+            with store.locks.job("gc"):
+                restored = gc.recover_pending(store)
+        except LockBusy:
+            report.notes.append(GC_RUNNING)
+            restored = 0
         if restored:
             report.problems.append(Problem("gc_unfinished", f"{restored} blobs put back from an interrupted gc",
                                            repaired=True))
@@ -646,10 +642,13 @@ def _check_global(store: Store, report: Report, repair: bool, only: set[str] | N
         if not repair and (only is None or "merge_unfinished" in only):
             report.problems.append(Problem("merge_unfinished", "a merge was interrupted (fsck --repair finishes it)",
                                            path=str(journal)))
-    from .gc import pending
+    from . import gc
 
-    if not repair and pending(store) and (only is None or "gc_unfinished" in only):
-        report.problems.append(Problem("gc_unfinished", "blobs set aside by an interrupted gc"))
+    if not repair and (only is None or "gc_unfinished" in only) and gc.pending(store):
+        if gc.running(store):
+            report.notes.append(GC_RUNNING)
+        else:
+            report.problems.append(Problem("gc_unfinished", "blobs set aside by an interrupted gc"))
     if only is None or "stray_temp" in only:
         for path in _stray_tmp(store):
             p = Problem("stray_temp", "temporary file older than an hour", path=str(path))

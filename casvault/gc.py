@@ -12,7 +12,8 @@ is re-read under that user's lock (an ingest holds it from the blob check
 to its manifest line) and the sidecars are scanned again; a candidate named
 now is put back, the rest deleted. An ingest that looks after the move
 finds no blob and writes it again. A crash in between leaves the blobs in
-``tmp/gc/``; the next gc (or ``fsck --repair``) puts them back first.
+``tmp/gc/``; the next gc (or ``fsck --repair``, which takes the ``gc``
+job lock for it and leaves a running gc alone) puts them back first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any, Callable, Iterable
 from . import faults
 from .atomic import fsync_dir, remove
 from .blobs import SHA256_RE
+from .errors import LockBusy
+from .manifest import replay
 from .store import Store
 from .validate import is_user_id
 
@@ -44,6 +47,7 @@ class GcReport:
     swept: int = 0
     swept_bytes: int = 0
     kept_late: int = 0  # named by a record that appeared during the sweep
+    vanished: int = 0  # set aside, then gone before the sweep came back to it: not counted as swept
     dry_run: bool = False
     swept_ids: list[str] = field(default_factory=list)
 
@@ -66,7 +70,11 @@ def pending(store: Store) -> list[Path]:
 
 
 def recover_pending(store: Store) -> int:
-    """Put blobs an interrupted gc set aside back in place; returns how many."""
+    """Put blobs an interrupted gc set aside back in place; returns how many.
+
+    Call with the ``gc`` job lock held (a running gc's set-aside blobs are
+    its own). A file that disappeared meanwhile is skipped.
+    """
     restored = 0
     for path in pending(store):
         dest = store.blobs.path(path.name)
@@ -76,8 +84,19 @@ def recover_pending(store: Store) -> int:
             restored += 1
         except FileExistsError:
             pass
+        except FileNotFoundError:
+            continue
         remove(path)
     return restored
+
+
+def running(store: Store) -> bool:
+    """True when a gc run holds the ``gc`` job lock right now."""
+    try:
+        with store.locks.job("gc"):
+            return False
+    except LockBusy:
+        return True
 
 
 def lock_users(store: Store) -> list[str]:
@@ -90,8 +109,6 @@ def lock_users(store: Store) -> list[str]:
 
 
 def _manifest_shas(store: Store, owner: str) -> set[str]:
-    from .fsck import replay
-
     return {r.sha256 for r in replay(store.layout.manifest_path(owner), owner).records.values()}
 
 
@@ -167,10 +184,17 @@ def _sweep(store: Store, candidates: list, report: GcReport, progress: Progress 
                 os.link(held, dest)
             except FileExistsError:
                 pass  # an ingest wrote it again meanwhile: same bytes
+            except FileNotFoundError:
+                report.vanished += 1
+                continue
             remove(held)
             report.kept_late += 1
             continue
-        remove(held)
+        if not remove(held):
+            # NOTE: another process took it back meanwhile: it is not
+            # reported swept, and the other candidates still are.
+            report.vanished += 1
+            continue
         report.swept += 1
         report.swept_bytes += blob.size
         report.swept_ids.append(blob.sha256)

@@ -326,6 +326,7 @@ def fsck_cmd(ctx: click.Context, repair: bool, scrub: bool, use_sha256: bool, us
         for p in report.problems:
             where = p.path or "/".join(x for x in (p.user, p.id) if x)
             yield f"{p.kind}: {where}: {p.detail}{' [repaired]' if p.repaired else ''}"
+        yield from (f"note: {note}" for note in report.notes)
         checked = ", ".join(f"{n} {k}" for k, n in report.checked.items())
         left = f"; {len(report.remaining)} left after repair" if report.remaining is not None else ""
         yield f"{'clean' if report.clean else 'NOT clean'}: {len(report.problems)} problems{left} ({checked})"

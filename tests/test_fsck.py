@@ -265,3 +265,78 @@ def test_a_second_fsck_is_refused_while_one_runs(fstore, runner):
         res = runner.invoke(main, ["--root", str(fstore.layout.root), "fsck"], catch_exceptions=False)
     assert res.exit_code == 75
     assert "locked by another process" in res.output
+
+
+def test_another_programs_file_named_like_an_id_is_adopted_even_when_its_bytes_are_stored(fstore, runner):
+    """A sidecar-less ``<32 hex>.png`` that is not a link to a blob is someone's picture: adopted, never deleted."""
+    data = make_png(seed=30)
+    fstore.ingest(data, OWNER)  # the same picture is already a blob (another user's)
+    other = user(2)
+    day = fstore.layout.outputs / "users" / other / "2024" / "03" / "04"
+    day.mkdir(parents=True)
+    dropped = day / ("ab" * 16 + ".png")
+    dropped.write_bytes(data)
+    report = repaired_clean(fstore)
+    assert [p.kind for p in report.problems] == ["orphan_projection"] and "adopted" in report.problems[0].detail
+    record = Store(fstore.config).get(other, "ab" * 16)  # adopted under the id of its name
+    assert record.sha256 == digest(data) and fstore.layout.image_path(record).read_bytes() == data
+    second = day / ("cd" * 16 + ".png")  # reindex --repair takes the same path
+    second.write_bytes(data)
+    res = runner.invoke(main, ["--root", str(fstore.layout.root), "reindex", "--repair", "--json"],
+                        catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert Store(fstore.config).get(other, "cd" * 16).sha256 == digest(data)
+
+
+def test_a_leftover_hardlink_or_symlink_of_a_blob_is_removed(fstore):
+    rec = fstore.ingest(make_png(seed=31), OWNER).record
+    image = fstore.layout.image_path(rec)
+    fstore.layout.sidecar_path(rec).unlink()
+    fstore.rebuild_manifest(OWNER)  # the record is gone for good; its projection was left behind
+    link = image.with_name("ef" * 16 + ".png")
+    link.symlink_to(os.path.relpath(fstore.blobs.path(rec.sha256), link.parent))
+    if not os.path.samefile(image, fstore.blobs.path(rec.sha256)):
+        image.unlink()  # a copy cannot be told from another program's file: not part of this test
+    repaired_clean(fstore)
+    assert not os.path.lexists(image) and not os.path.lexists(link)
+    assert Store(fstore.config).index(OWNER).records == {} and fstore.blobs.has(rec.sha256)
+
+
+def test_a_purged_id_that_comes_back_survives_fsck_and_rebuilds(fstore):
+    """Adopting the same file again after a purge re-creates the purged (derived) id: it stays."""
+    from casvault import adopt
+
+    day = fstore.layout.outputs / "users" / OWNER / "2024" / "01" / "02"
+    day.mkdir(parents=True)
+    data = make_png(seed=32)
+    (day / "old.png").write_bytes(data)
+    rid = adopt.adopt_tree(fstore).items[0].id
+    fstore.trash(OWNER, rid)
+    fstore.purge(OWNER, rid)
+    (day / "old.png").write_bytes(data)  # copied back, e.g. by an rsync from the old app
+    again = adopt.adopt_tree(fstore).items[0]
+    assert (again.status, again.id) == ("adopted", rid)
+    repaired_clean(fstore)
+    assert Store(fstore.config).get(OWNER, rid).status == "active"
+    fstore.rebuild_manifest(OWNER)
+    assert Store(fstore.config).get(OWNER, rid).status == "active"
+    assert fstore.layout.image_path(Store(fstore.config).get(OWNER, rid)).read_bytes() == data
+
+
+def test_repair_leaves_a_running_gcs_set_aside_blobs_alone(fstore):
+    from casvault import gc
+
+    rec = fstore.ingest(make_png(seed=33), OWNER).record
+    fstore.trash(OWNER, rec.id)
+    fstore.purge(OWNER, rec.id)
+    aside = fstore.layout.tmp / "gc" / rec.sha256
+    aside.parent.mkdir(parents=True)
+    os.replace(fstore.blobs.path(rec.sha256), aside)  # what a gc does before it re-checks the manifests
+    with fstore.locks.job("gc"):  # ... while it still runs
+        report = fsck.check(fstore, repair=True)
+        assert report.clean and report.notes == [fsck.GC_RUNNING]
+        assert aside.exists() and not fstore.blobs.has(rec.sha256)
+        assert fsck.check(fstore).clean
+    assert kinds(fsck.check(fstore)) == ["gc_unfinished"]  # the gc died: now it is fsck's to finish
+    repaired_clean(fstore)
+    assert fstore.blobs.has(rec.sha256) and not gc.pending(fstore)

@@ -180,3 +180,21 @@ def test_purge_trash_and_gc_racing_ingests_of_the_same_bytes_lose_nothing(fstore
         assert store.layout.image_path(record).read_bytes() == data
     report = fsck.check(store)
     assert report.clean, [p.as_dict() for p in report.problems]
+
+
+def test_a_set_aside_blob_that_vanishes_is_not_reported_swept_and_the_rest_are(fstore, monkeypatch):
+    taken, swept = purged(fstore, OWNER, 40), purged(fstore, OWNER, 41)
+    age(fstore, taken)
+    age(fstore, swept)
+    real_point = faults.point
+
+    def point(name: str) -> None:
+        if name == "gc.after_set_aside":  # another process puts one of them back meanwhile
+            os.link(fstore.layout.tmp / "gc" / taken, fstore.blobs.path(taken))
+            os.unlink(fstore.layout.tmp / "gc" / taken)
+        real_point(name)
+
+    monkeypatch.setattr(faults, "point", point)
+    report = gc.collect(fstore, grace_hours=0)
+    assert report.swept_ids == [swept] and report.swept == 1 and report.vanished == 1
+    assert fstore.blobs.has(taken) and not fstore.blobs.has(swept) and not gc.pending(fstore)
