@@ -15,8 +15,10 @@ copied again. A day is the partition day (the store's time zone) of
 
 Restore reads archives in a day range into an empty or a live root: every
 blob is verified (sha256) before use, records the root already has (or has
-purged) are left alone, new ones are written in the normal order (blob →
-sidecar → projection and thumbnail → manifest line, under the user's lock).
+purged, or a merge moved to another user) are left alone, new ones are
+written in the normal order (blob → sidecar → projection and thumbnail →
+manifest line, all under the user's lock). A dry run reports the same
+without writing.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from . import faults
 from .atomic import fsync_dir, write_file
 from .blobs import digest
 from .errors import InvalidInput, NotFound
+from .manifest import ManifestState, replay
 from .records import AddEvent, Record, decode_record, encode_event, encode_record, now_iso
 from .store import Store
 from .validate import is_user_id
@@ -213,13 +216,16 @@ def _backup_day(store: Store, out: Path, day: str, records: list[Record], owner:
 
 @dataclass
 class RestoreReport:
-    """What a restore did."""
+    """What a restore did (or, with ``dry_run``, would do)."""
 
     days: list[str] = field(default_factory=list)
     restored: int = 0
     existing: int = 0
-    purged: int = 0
+    purged: int = 0  # purged in this root: not brought back
+    moved: int = 0  # moved to another user by a merge in this root: not brought back
     failed: list[dict[str, str]] = field(default_factory=list)
+    dry_run: bool = False
+    ids: list[str] = field(default_factory=list)  # the records restored (or that would be)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
@@ -237,12 +243,14 @@ def _read_sums(path: Path) -> dict[str, str]:
 
 def restore(
     store: Store, src: Path, from_day: str | None = None, to_day: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, *, dry_run: bool = False,
 ) -> RestoreReport:
     """Restore the archives of ``src`` (optionally only days in a range) into the store.
 
-    Raises NotFound when ``src`` is not a casvault backup, InvalidInput for
-    bad days. Damaged archives or blobs are reported in ``failed``.
+    ``dry_run`` checks the archives and blobs and reports what would be
+    restored, writing nothing. Raises NotFound when ``src`` is not a
+    casvault backup, InvalidInput for bad days. Damaged archives or blobs
+    are reported in ``failed``.
     """
     try:
         meta = _dict_decoder.decode((src / "backup.json").read_bytes())
@@ -257,8 +265,8 @@ def restore(
         m = DAY_RE.fullmatch(path.name)
         if m and (lo is None or m.group(1) >= lo) and (hi is None or m.group(1) <= hi):
             archives.append(path)
-    report = RestoreReport()
-    purged: dict[str, set[str]] = {}
+    report = RestoreReport(dry_run=dry_run)
+    logs: dict[str, ManifestState] = {}
     items: Iterable[Path] = progress(archives, len(archives), "restoring") if progress else archives
     for path in items:
         records = _open_archive(path, report)
@@ -266,7 +274,7 @@ def restore(
             continue
         report.days.append(path.stem)
         for record in records:
-            _restore_record(store, src, record, purged, report)
+            _restore_record(store, src, record, logs, report, dry_run)
     return report
 
 
@@ -295,37 +303,61 @@ def _open_archive(path: Path, report: RestoreReport) -> list[Record] | None:
     return records
 
 
-def _restore_record(store: Store, src: Path, record: Record, purged: dict[str, set[str]],
-                    report: RestoreReport) -> None:
-    from .fsck import replay
-    from .thumbjob import current, write_thumbnail
+def _backup_blob(src: Path, record: Record, report: RestoreReport) -> bytes | None:
+    """The backup's copy of a record's blob, verified; None (reported) when missing or damaged."""
+    try:
+        data = blob_path(src, record.sha256).read_bytes()
+    except FileNotFoundError:
+        report.failed.append({"id": record.id, "sha256": record.sha256, "reason": "blob missing in the backup"})
+        return None
+    if digest(data) != record.sha256 or len(data) != record.bytes:
+        report.failed.append({"id": record.id, "sha256": record.sha256, "reason": "blob damaged in the backup"})
+        return None
+    return data
+
+
+def _restore_record(store: Store, src: Path, record: Record, logs: dict[str, ManifestState],
+                    report: RestoreReport, dry_run: bool) -> None:
+    from .thumbjob import write_thumbnail
 
     owner = record.owner
     if not is_user_id(owner):
         report.failed.append({"id": record.id, "reason": f"bad owner {owner!r}"})
         return
-    if owner not in purged:
-        purged[owner] = replay(store.layout.manifest_path(owner), owner).purged
-    if record.id in purged[owner]:
+    if owner not in logs:
+        logs[owner] = replay(store.layout.manifest_path(owner), owner)
+    log = logs[owner]
+    if record.id in log.purged:
         report.purged += 1  # deleted for good in this root: not brought back
         return
-    if store.index(owner).get(record.id) is not None or current(store, record) is not None:
+    if record.id in log.moved_out:
+        report.moved += 1  # a merge gave it to another user: it lives there now
+        return
+    if record.id in log.records or store.current_sidecar(record) is not None:
         report.existing += 1
         return
+    data = None
     if not store.blobs.has(record.sha256):
-        try:
-            data = blob_path(src, record.sha256).read_bytes()
-        except FileNotFoundError:
-            report.failed.append({"id": record.id, "sha256": record.sha256, "reason": "blob missing in the backup"})
+        data = _backup_blob(src, record, report)
+        if data is None:
             return
-        if digest(data) != record.sha256 or len(data) != record.bytes:
-            report.failed.append({"id": record.id, "sha256": record.sha256, "reason": "blob damaged in the backup"})
-            return
-        store.blobs.put(data, record.sha256)
+    if dry_run:
+        report.restored += 1
+        report.ids.append(record.id)
+        return
     with store.locks.user(owner):
-        if store.index(owner).get(record.id) is not None or current(store, record) is not None:
+        if store.index(owner).get(record.id) is not None or store.current_sidecar(record) is not None:
             report.existing += 1
             return
+        # NOTE: the blob is checked and written under the user's lock, as an
+        # ingest does: gc re-reads each manifest under that lock before it
+        # deletes a blob it set aside, so the blob cannot go between this
+        # check and the manifest line below.
+        if not store.blobs.has(record.sha256):
+            data = data if data is not None else _backup_blob(src, record, report)
+            if data is None:
+                return
+            store.blobs.put(data, record.sha256)
         image, sidecar, _thumb = store.layout.paths(record)
         sidecar.parent.mkdir(parents=True, exist_ok=True)
         write_file(sidecar, encode_record(record), store.layout.tmp, fsync=store.config.fsync)
@@ -337,3 +369,4 @@ def _restore_record(store: Store, src: Path, record: Record, purged: dict[str, s
         faults.point("restore_backup.before_manifest")
         store.log_events(owner, AddEvent(at=now_iso(), record=record))
     report.restored += 1
+    report.ids.append(record.id)

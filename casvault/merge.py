@@ -26,9 +26,10 @@ from typing import Any, Callable, Iterable
 import msgspec
 
 from . import faults
-from .adopt import ensure_projection, read_sidecar
+from .adopt import ensure_projection
 from .atomic import remove, write_file
 from .errors import Conflict, InvalidInput
+from .manifest import replay
 from .records import MoveEvent, Record, encode_record, evolve, now_iso
 from .store import Store
 from .validate import ANON_RE, MEMBER_RE, check_user_id
@@ -122,8 +123,6 @@ def resume(store: Store, journal: Path) -> MergeReport:
 
 def _guest_records(store: Store, guest: str) -> dict[str, Record]:
     """The guest's records: every sidecar, plus manifest entries whose sidecar is already gone."""
-    from .fsck import replay
-
     found: dict[str, Record] = {}
     for _path, record in store.scan_sidecars(guest):
         if record is not None and record.owner == guest:
@@ -133,20 +132,11 @@ def _guest_records(store: Store, guest: str) -> dict[str, Record]:
     return dict(sorted(found.items(), key=lambda kv: (kv[1].created_at, kv[0])))
 
 
-def _sidecar_now(store: Store, record: Record) -> tuple[Record, Path] | None:
-    for trashed in (False, True):
-        path = store.layout.sidecar_path(record, trashed)
-        found = read_sidecar(path)
-        if found is not None and found.id == record.id and found.owner == record.owner:
-            return found, path
-    return None
-
-
 def _move_one(store: Store, known: Record, member: str) -> str:
     """Move one record (both locks held); returns 'moved', 'finished', 'gone' or 'skipped'."""
     guest = known.owner
     cfg = store.config
-    now = _sidecar_now(store, known)
+    now = store.current_sidecar(known)
     if now is None and store.index(member).get(known.id) is None:
         return "skipped"  # a guest record without sidecar that was never moved: fsck's to judge
     if now is not None:
@@ -166,7 +156,7 @@ def _move_one(store: Store, known: Record, member: str) -> str:
         faults.point("merge.after_member_manifest")
         remove(guest_sidecar)
         faults.point("merge.after_guest_sidecar")
-    _remove_guest_files(store, known)
+    store.remove_files(known, point=None)  # the guest's projection, thumbnail and sidecar, either place
     faults.point("merge.after_guest_files")
     logged = store.index(guest).get(known.id) is not None
     if logged:
@@ -187,15 +177,6 @@ def _copy_thumb(store: Store, record: Record, new: Record, dest: Path) -> None:
                                      store.config.thumb_quality)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_file(dest, data, store.layout.tmp, fsync=store.config.fsync)
-
-
-def _remove_guest_files(store: Store, record: Record) -> None:
-    """The guest's projection, thumbnail and sidecar of a record, in either place."""
-    for trashed in (False, True):
-        image, sidecar, thumb = store.layout.paths(record, trashed)
-        remove(sidecar)
-        remove(image)
-        remove(thumb)
 
 
 def _remove_empty_dirs(store: Store, owner: str) -> None:

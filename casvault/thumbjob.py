@@ -54,18 +54,6 @@ def render(task: Task) -> tuple[str | None, str | None]:
     return str(write_tmp(Path(tmp_dir), data, fsync=fsync)), None
 
 
-def current(store: Store, record: Record) -> tuple[Record, Path] | None:
-    """The record as its sidecar says now (either place) and the sidecar path; None when gone."""
-    from .adopt import read_sidecar
-
-    for trashed in (record.status == "trash", record.status != "trash"):
-        path = store.layout.sidecar_path(record, trashed)
-        found = read_sidecar(path)
-        if found is not None and found.id == record.id:
-            return found, path
-    return None
-
-
 def write_thumbnail(store: Store, record: Record, data: bytes | None = None) -> Record:
     """Write ``record``'s thumbnail at its place; call under the owner's lock.
 
@@ -143,7 +131,7 @@ def regenerate(
                 continue
             try:
                 with store.locks.user(record.owner):
-                    now = current(store, record)
+                    now = store.current_sidecar(record)
                     if now is None:
                         report.gone += 1  # purged meanwhile
                         continue

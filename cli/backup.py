@@ -9,7 +9,17 @@ import click
 from casvault import backup as backups
 from casvault.validate import is_user_id
 
-from .common import core_errors, day_option, day_str, emit, human_bytes, json_option, progress_for, quiet_option
+from .common import (
+    core_errors,
+    day_option,
+    day_str,
+    dry_run_option,
+    emit,
+    human_bytes,
+    json_option,
+    progress_for,
+    quiet_option,
+)
 from .common import store_from_ctx
 
 
@@ -50,24 +60,30 @@ def backup_cmd(ctx: click.Context, out: Path, user: str | None, as_json: bool, q
 @click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @day_option("--from", "First day to restore (default: all).")
 @day_option("--to", "Last day to restore, inclusive.")
+@dry_run_option
 @json_option
 @quiet_option
 @click.pass_context
 @core_errors
-def restore_cmd(ctx: click.Context, source: Path, as_json: bool, quiet: bool, **days) -> None:
+def restore_cmd(ctx: click.Context, source: Path, dry_run: bool, as_json: bool, quiet: bool, **days) -> None:
     """Restore a backup folder into this store (empty or live); existing records are left alone.
 
-    Blobs are verified (sha256) before use. Exits 1 when an archive or blob
-    was damaged or missing.
+    Blobs are verified (sha256) before use. Records this store purged, or
+    that a merge moved to another user, are not brought back. --dry-run
+    checks everything and reports what would be restored, writing nothing.
+    Exits 1 when an archive or blob was damaged or missing.
 
-    Example: casvault restore /backup/casvault --from 2026-11-01 --to 2026-11-07
+    Example: casvault restore /backup/casvault --from 2026-11-01 --to 2026-11-07 --dry-run
     """
     store = store_from_ctx(ctx)
-    result = backups.restore(store, source, day_str(days["from"]), day_str(days["to"]), progress_for(quiet))
+    result = backups.restore(store, source, day_str(days["from"]), day_str(days["to"]), progress_for(quiet),
+                             dry_run=dry_run)
+    verb = "would restore" if dry_run else "restored"
     emit(as_json, result.as_dict(), lambda: [
         *(f"failed: {f}" for f in result.failed),
-        f"{len(result.days)} archives: {result.restored} restored, {result.existing} already there, "
-        f"{result.purged} purged here (skipped), {len(result.failed)} failed",
+        f"{len(result.days)} archives: {result.restored} {verb}, {result.existing} already there, "
+        f"{result.purged} purged here and {result.moved} merged into another user (both skipped), "
+        f"{len(result.failed)} failed",
     ], quiet)
     if result.failed:
         ctx.exit(1)

@@ -139,3 +139,72 @@ def test_bad_arguments(fstore, runner, tmp_path):
     os.makedirs(tmp_path / "empty")
     res = runner.invoke(main, ["--root", root, "restore", str(tmp_path / "empty")], catch_exceptions=False)
     assert res.exit_code == 1 and "no casvault backup" in res.output
+
+
+def test_restore_into_a_live_root_does_not_bring_back_what_a_merge_moved(fstore, tmp_path):
+    from casvault import backup, merge
+
+    guest, member = user(7), "u-carol"
+    rec = fstore.ingest(make_png(seed=20), guest, created_at="2026-11-01T10:00:00+00:00").record
+    out = tmp_path / "backup"
+    backup.backup(fstore, out, "2026-11-01", "2026-11-01")
+    merge.merge_users(fstore, guest, member)
+    report = backup.restore(fstore, out)
+    assert (report.restored, report.moved, report.failed) == (0, 1, [])
+    fresh = Store(fstore.config)
+    assert fresh.usage(guest).count == 0 and fresh.get(member, rec.id).owner == member
+    assert fsck.check(fresh).clean
+
+
+def test_restore_dry_run_reports_and_writes_nothing(fstore, runner, tmp_path):
+    populate(fstore)
+    out = tmp_path / "backup"
+    res = runner.invoke(main, ["--root", str(fstore.layout.root), "backup", "--from", "2026-11-01", "--to",
+                               "2026-11-03", "--out", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    fresh_root = tmp_path / "fresh"
+    Store(Config(root=fresh_root, fsync=False))
+    before = files_under(fresh_root)
+    args = ["--root", str(fresh_root), "restore", str(out), "--dry-run"]
+    res = runner.invoke(main, [*args, "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.output)
+    assert body["dry_run"] is True and body["restored"] == 4 and len(body["ids"]) == 4
+    assert files_under(fresh_root) == before  # no blob, sidecar, manifest or lock file
+    res = runner.invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0 and "4 would restore" in res.output
+    res = runner.invoke(main, ["--root", str(fresh_root), "restore", str(out), "--json"], catch_exceptions=False)
+    assert sorted(json.loads(res.output)["ids"]) == sorted(body["ids"])
+
+
+def test_restore_writes_the_blob_under_the_users_lock(fstore, tmp_path):
+    """The blob check and write wait for the user's lock (as an ingest's do), so gc's re-check covers them."""
+    import threading
+
+    from casvault import backup
+
+    rec = fstore.ingest(make_png(seed=21), A, created_at="2026-11-01T10:00:00+00:00").record
+    out = tmp_path / "backup"
+    backup.backup(fstore, out, "2026-11-01", "2026-11-01")
+    fresh = Store(Config(root=tmp_path / "fresh", fsync=False, thumb_size=64))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with fresh.locks.user(A):
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    result: list[backup.RestoreReport] = []
+    worker = threading.Thread(target=lambda: result.append(backup.restore(fresh, out)))
+    worker.start()
+    worker.join(0.5)
+    try:
+        assert not fresh.blobs.has(rec.sha256)  # not written while another writer holds the user's lock
+    finally:
+        release.set()
+        holder.join()
+        worker.join(10)
+    assert result[0].restored == 1 and fresh.blobs.read(rec.sha256) == make_png(seed=21)
