@@ -8,9 +8,9 @@ tags), replaces the file with a projection at the record's path, makes the
 thumbnail, appends the manifest line, and only then removes the plain file
 and the old JSON.
 
-Idempotent by construction: the id is the old one when it is 32 hex, else
-derived from (owner, path, content), so a rerun after a crash finds the
-half-made record and finishes it; a plain file is removed only after its
+Idempotent by construction: the id is the old one when it is 32 hex and
+no other user holds it, else derived from (owner, path, content), so a
+rerun after a crash finds the half-made record and finishes it; a plain file is removed only after its
 record is durable.
 """
 
@@ -217,7 +217,9 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     fields, rest = _legacy_fields(kind, legacy)
     sha = digest(data)
     stem = path.stem
-    rid = next((c for c in (legacy.get("id"), stem) if is_id(c)), None) or derived_id(owner, rel, sha)
+    rid = next((c for c in (legacy.get("id"), stem) if is_id(c)), None)
+    if rid is None or _taken_elsewhere(store, rid, owner):
+        rid = derived_id(owner, rel, sha)  # NOTE: stable, so a rerun after a crash finds the half-made record
     created = fields.pop("created_at", None) or normalize_time(datetime.fromtimestamp(mtime, timezone.utc))
     tags = fields.pop("tags", [])
     record = _build(store, data, info, kind, rid, owner, created, tags, fields, path.name, rel, rest)
@@ -319,11 +321,16 @@ def _logged(store: Store, owner: str, rid: str, locked: bool) -> bool:
 
 def _existing(store: Store, record: Record) -> Record | None:
     """A record with this id already written for the owner (either place), from its sidecar."""
-    for trashed in (False, True):
-        found = read_sidecar(store.layout.sidecar_path(record, trashed))
-        if found is not None and found.id == record.id:
-            return found
-    return None
+    found = store.current_sidecar(record)
+    return found[0] if found is not None else None
+
+
+def _taken_elsewhere(store: Store, rid: str, owner: str) -> bool:
+    """True when another user already holds a record with id ``rid``."""
+    # NOTE: ids are unique store-wide (admin lookups, shares and merges rely
+    # on it); an old app's id is only a suggestion. Each user's index is a
+    # stat once loaded, far cheaper than reading every manifest per file.
+    return any(store.index(other).get(rid) is not None for other in store.users() if other != owner)
 
 
 def adopt_tree(store: Store, owners: Iterable[str] | None = None, *, progress: Progress | None = None) -> AdoptReport:

@@ -135,3 +135,20 @@ def test_reindex_reports_and_repairs_orphans(fstore, runner):
     assert not fstore.layout.image_path(rec).exists()
     assert fstore.blobs.has(rec.sha256)  # orphan blobs are left to gc
     assert fsck.check(Store(fstore.config)).clean
+
+
+def test_an_old_id_another_user_holds_gets_a_fresh_id(fstore):
+    """Ids are unique store-wide: an old app's JSON id (or an id-like name) taken elsewhere is not reused."""
+    theirs = fstore.ingest(make_png(seed=50), user(4)).record
+    day = fstore.layout.outputs / "users" / OWNER / "2026" / "11" / "21"
+    day.mkdir(parents=True)
+    (day / "job-7.png").write_bytes(make_png(seed=51))
+    (day / "job-7.json").write_text(json.dumps({"id": theirs.id, "prompt": "same id, another picture"}))
+    (day / f"{theirs.id}.png").write_bytes(make_png(seed=52))
+    report = adopt.adopt_tree(fstore)
+    assert [i.status for i in report.items] == ["adopted", "adopted"]
+    ours = Store(fstore.config).index(OWNER).records
+    assert len(ours) == 2 and theirs.id not in ours
+    assert Store(fstore.config).find(theirs.id) == theirs  # the other user's record is untouched
+    assert adopt.adopt_tree(fstore).items == [] and len(Store(fstore.config).index(OWNER).records) == 2
+    assert fsck.check(fstore).clean
