@@ -43,8 +43,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], owner: str, kind: str, n
            quiet: bool) -> None:
     """Ingest image files, or folders recursively, for one owner.
 
-    PNG, JPEG and WebP are recognised by their signature; other files are
-    skipped with the reason. A file already ingested for this owner (same
+    PNG, JPEG and WebP are recognised by their signature; other files, and
+    images over the upload limit, are skipped with the reason (without
+    being read whole). A file already ingested for this owner (same
     sha256 and same file name) is skipped, so reruns are safe. Exits 1 when
     a file failed.
 
@@ -66,15 +67,23 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], owner: str, kind: str, n
 
 
 def _ingest_one(store, path: Path, owner: str, kind: str, now: bool) -> tuple[str, dict[str, Any]]:
+    # NOTE: the size and the first bytes decide before the whole file is
+    # read: a ComfyUI folder holds multi-GB videos and latents beside the images.
     try:
-        data = path.read_bytes()
-        mtime = path.stat().st_mtime
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            head = fh.read(16)
+            try:
+                sniff(head)
+            except NotAnImage as exc:
+                return "skipped", {"reason": exc.message}
+            limit = store.config.max_upload_bytes
+            if st.st_size > limit:
+                return "skipped", {"reason": f"larger than the upload limit ({st.st_size} > {limit} bytes)"}
+            data = head + fh.read(limit + 1 - len(head))
     except OSError as exc:
         return "failed", {"reason": f"cannot read: {exc.strerror or exc}"}
-    try:
-        sniff(data[:16])
-    except NotAnImage as exc:
-        return "skipped", {"reason": exc.message}
+    mtime = st.st_mtime
     sha = digest(data)
     idx = store.index(owner)
     for rid in idx.by_sha.get(sha, ()):

@@ -76,3 +76,47 @@ def test_quota_stops_ingest_with_a_reason(tmp_path, runner, monkeypatch):
     res = runner.invoke(main, ["--root", str(root), "ingest", str(folder), "--owner", OWNER], catch_exceptions=False)
     assert res.exit_code == 1
     assert "failed:" in res.output and "count limit reached" in res.output and "1 ingested" in res.output
+
+
+def test_big_and_endless_files_are_judged_by_size_and_first_bytes(config, runner, tmp_path, monkeypatch):
+    """A folder holding videos and oversized images: skipped without being read whole."""
+    import threading
+    import time
+
+    Store(config)
+    monkeypatch.setenv("CASVAULT_MAX_UPLOAD_BYTES", str(1 << 20))
+    folder = tmp_path / "comfy-output"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(make_png(seed=60))
+    with open(folder / "huge.png", "wb") as fh:  # a PNG signature, 2 MiB (sparse): over the limit
+        fh.write(make_png(seed=61)[:16])
+        fh.truncate(2 << 20)
+    stream = folder / "render.mp4"  # never ends while its writer is alive, like a video still being written
+    os.mkfifo(stream)
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def writer() -> None:
+        fd = os.open(stream, os.O_RDWR)
+        os.write(fd, b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 4)
+        ready.set()
+        stop.wait(10)
+        os.close(fd)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    ready.wait(5)
+    started = time.monotonic()
+    try:
+        res = runner.invoke(main, ["--root", str(config.root), "ingest", str(folder), "--owner", OWNER, "--json"],
+                            catch_exceptions=False)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join()
+    assert res.exit_code == 0, res.output
+    assert elapsed < 5  # the stream was never read to its end
+    items = {os.path.basename(i["path"]): i for i in json.loads(res.output)["items"]}
+    assert items["a.png"]["status"] == "ingested"
+    assert items["huge.png"]["status"] == "skipped" and "upload limit" in items["huge.png"]["reason"]
+    assert items["render.mp4"]["status"] == "skipped" and "not a PNG" in items["render.mp4"]["reason"]
