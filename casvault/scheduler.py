@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import CasvaultError, ConfigError, Conflict, LockBusy, NotFound
+from . import trash
+from .errors import ConfigError, LockBusy
 from .store import Store
 
 log = logging.getLogger("casvault.scheduler")
@@ -41,56 +42,8 @@ EVERY_RE = re.compile(r"every\s+(\d+)\s*s")
 # --- the jobs -------------------------------------------------------------------
 
 
-@dataclass
-class PurgeReport:
-    """What a purge-trash run did."""
-
-    purged: int = 0
-    bytes: int = 0
-    dry_run: bool = False
-    users: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain values for JSON."""
-        return dict(self.__dict__)
-
-
-def purge_trash(store: Store, older_than_days: float | None = None, *, dry_run: bool = False) -> PurgeReport:
-    """Purge, for every user, the records trashed longer ago than the retention.
-
-    A file already missing counts as deleted; a failure is reported in
-    ``failed`` and the run goes on with the next record.
-    """
-    report = PurgeReport(dry_run=dry_run)
-    for owner in store.users():
-        report.users += 1
-        try:
-            due = store.purge_expired(owner, older_than_days, dry_run=True)
-        except CasvaultError as exc:
-            report.failed.append({"user": owner, "id": "", "reason": exc.message})
-            continue
-        for record in due:
-            if not dry_run:
-                try:
-                    store.purge(owner, record.id)
-                except (NotFound, Conflict):
-                    continue  # purged or restored meanwhile by someone else
-                except CasvaultError as exc:
-                    report.failed.append({"user": owner, "id": record.id, "reason": exc.message})
-                    continue
-                except OSError as exc:
-                    report.failed.append({"user": owner, "id": record.id, "reason": f"I/O error: {exc}"})
-                    continue
-            report.purged += 1
-            report.bytes += record.bytes
-            report.ids.append(record.id)
-    return report
-
-
 def _run_purge(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:
-    return purge_trash(store, opts.get("older_than_days")).as_dict()
+    return trash.purge_expired(store, opts.get("older_than_days")).as_summary()
 
 
 def _run_gc(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:

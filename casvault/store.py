@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, quota, thumbs
+from . import comfy, faults, quota, thumbs, trash
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
 from .blobs import FileBlobStore, StagedBlob, background, blake3_digest, digest
@@ -671,23 +671,15 @@ class Store:
                 return found, path
         return None
 
-    def purge_expired(self, owner: str, older_than_days: float | None = None, *, dry_run: bool = False) -> list[Record]:
-        """Purge ``owner``'s records trashed more than N days ago (default: retention)."""
-        days = self.config.trash_retention_days if older_than_days is None else older_than_days
-        cutoff = normalize_time(datetime.now().astimezone() - timedelta(days=days))
-        due = [
-            r for r in self.index(owner).records.values()
-            if r.status == "trash" and (r.trashed_at or r.created_at) <= cutoff
-        ]
-        done = []
-        for record in due:
-            if not dry_run:
-                try:
-                    self.purge(owner, record.id)
-                except (NotFound, Conflict):
-                    continue  # purged or restored meanwhile by someone else
-            done.append(record)
-        return done
+    def purge_expired(
+        self, owner: str, older_than_days: float | None = None, *, dry_run: bool = False
+    ) -> trash.PurgeReport:
+        """Purge ``owner``'s records trashed more than N days ago (default: retention).
+
+        Failures are reported in the result's ``failed``, never raised (see
+        :func:`casvault.trash.purge_expired`).
+        """
+        return trash.purge_expired(self, older_than_days, owners=[owner], dry_run=dry_run)
 
     def update_meta(
         self,

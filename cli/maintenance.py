@@ -14,8 +14,7 @@ from typing import Any
 
 import click
 
-from casvault import adopt, fsck, gc, reports, thumbjob
-from casvault.scheduler import purge_trash
+from casvault import adopt, fsck, gc, reports, thumbjob, trash
 from casvault.validate import is_user_id
 
 from .common import (
@@ -260,11 +259,11 @@ def purge_trash_cmd(ctx: click.Context, days: float | None, dry_run: bool, as_js
     """
     store = store_from_ctx(ctx)
     with store.locks.job("purge-trash"):
-        result = purge_trash(store, days, dry_run=dry_run)
+        result = trash.purge_expired(store, days, dry_run=dry_run)
     verb = "would purge" if dry_run else "purged"
-    emit(as_json, result.as_dict(), lambda: [
-        *(f"failed: {f['user']}/{f['id']}: {f['reason']}" for f in result.failed),
-        f"{verb} {result.purged} records ({human_bytes(result.bytes)}) of {result.users} users, "
+    emit(as_json, result.as_summary(), lambda: [
+        *(f"failed: {f['owner']}/{f['id'] or '-'}: {f['reason']}" for f in result.failed),
+        f"{verb} {result.count} records ({human_bytes(result.bytes_freed)}) of {result.users} users, "
         f"{len(result.failed)} failed",
     ], quiet)
     if result.failed:

@@ -138,3 +138,27 @@ def test_admin_purge_trash_by_age(client, store, monkeypatch):
     for bad in ({"older_than_days": -1}, {"older_than_days": "7"}, {"older_than_days": None}, {"x": 1}, [1]):
         resp = client.post("/api/v1/admin/purge-trash", headers=ADMIN, json=bad)
         assert resp.status_code == 400 and error_code(resp) == "bad_request"
+
+
+def test_admin_purge_trash_answers_what_it_purged_when_one_record_fails(client, store, monkeypatch):
+    from casvault import faults
+
+    first, second = add_image(store, user(1), seed=10), add_image(store, user(2), seed=11)
+    for rec in (first, second):
+        store.trash(rec.owner, rec.id)
+    monkeypatch.setenv("CASVAULT_FAULTS", "manifest.append=eio@1")  # the first purge's manifest line fails
+    faults.reset()
+    try:
+        resp = client.post("/api/v1/admin/purge-trash", headers=ADMIN, json={"older_than_days": 0})
+    finally:
+        monkeypatch.delenv("CASVAULT_FAULTS")
+        faults.reset()
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["purged"] == [{"id": second.id, "owner": user(2), "bytes": second.bytes}] and body["count"] == 1
+    assert body["failed"] == [{"id": first.id, "owner": user(1), "code": "storage_error",
+                               "message": "a storage error stopped the request; nothing was changed"}]
+    assert "Input/output" not in resp.get_data(as_text=True)  # server-side details stay in the log
+    assert store.get(user(1), first.id).status == "trash"  # still there, to be purged next time
+    again = client.post("/api/v1/admin/purge-trash", headers=ADMIN, json={"older_than_days": 0}).get_json()
+    assert [p["id"] for p in again["purged"]] == [first.id] and again["failed"] == []

@@ -298,3 +298,24 @@ def test_trashed_projection_inode_is_the_blob(client, store, me):
     if store.link_mode == "hardlink":
         assert os.stat(t_image).st_ino == os.stat(store.blobs.path(rec.sha256)).st_ino
     assert t_image.read_bytes() == make_png(seed=0)
+
+
+def test_purge_trash_lists_a_record_that_failed(client, store, me, monkeypatch):
+    from casvault import faults
+
+    gone = [add_image(store, me, seed=70), add_image(store, me, seed=71)]
+    for rec in gone:
+        store.trash(me, rec.id)
+    monkeypatch.setenv("CASVAULT_FAULTS", "manifest.append=eio@2")
+    faults.reset()
+    try:
+        resp = client.post(f"{API}/purge-trash")
+    finally:
+        monkeypatch.delenv("CASVAULT_FAULTS")
+        faults.reset()
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["count"] == 1 and len(body["failed"]) == 1
+    failed = body["failed"][0]
+    assert failed["code"] == "storage_error" and "owner" not in failed
+    assert sorted(body["purged"] + [failed["id"]]) == sorted(r.id for r in gone)
+    assert store.get(me, failed["id"]).status == "trash"

@@ -14,8 +14,8 @@ import pytest
 from casvault import faults, fsck, gc
 from casvault.config import Config
 from casvault.errors import StorageError
-from casvault.scheduler import purge_trash
 from casvault.store import Store
+from casvault.trash import purge_expired
 from cli import main
 from tests.conftest import ROOT, make_png, user
 
@@ -154,7 +154,7 @@ def test_purge_trash_and_gc_racing_ingests_of_the_same_bytes_lose_nothing(fstore
     def maintenance_loop() -> None:
         while not stop.is_set():
             try:
-                purge_trash(fstore, 0)
+                purge_expired(fstore, 0)
                 for blob in fstore.blobs.iter():
                     age(fstore, blob.sha256)
                 gc.collect(fstore, grace_hours=0)

@@ -16,9 +16,10 @@ from flask import Blueprint, jsonify, request
 from casvault.index import Query, decode_cursor, encode_cursor
 from casvault.records import Record
 from casvault.store import Store
+from casvault.trash import purge_expired
 from casvault.validate import check_user_id
 
-from .api import COLLECTION_OF_KIND, json_body, parse_query, serialize
+from .api import COLLECTION_OF_KIND, json_body, parse_query, purge_failures, serialize
 from .auth import require_token
 from .errors import ApiError
 from .ext import get_store
@@ -164,14 +165,14 @@ def purge_trash():
         isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 <= days <= MAX_PURGE_DAYS
     ):
         raise ApiError(400, "bad_request", f"older_than_days must be a number from 0 to {MAX_PURGE_DAYS}", field="older_than_days")
-    purged = []
-    for owner in store.users():
-        for record in store.purge_expired(owner, days):
-            purged.append({"id": record.id, "owner": record.owner, "bytes": record.bytes})
+    report = purge_expired(store, days)
+    # NOTE: 200 even when some record failed: what was purged is in the
+    # answer either way, and each failure is listed in ``failed``.
     return jsonify(
-        purged=purged,
-        count=len(purged),
-        bytes_freed=sum(p["bytes"] for p in purged),
+        purged=report.purged,
+        count=report.count,
+        bytes_freed=report.bytes_freed,
+        failed=purge_failures(report.failed, with_owner=True),
         older_than_days=store.config.trash_retention_days if days is None else days,
     )
 

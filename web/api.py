@@ -19,11 +19,12 @@ from casvault.index import Query
 from casvault.quota import percent
 from casvault.records import Record, to_dict
 from casvault.store import Store
+from casvault.trash import purge_expired
 from casvault.validate import check_tags
 
 from . import archive
 from .auth import check_csrf, current_user, require_token
-from .errors import ApiError
+from .errors import SERVER_MESSAGES, ApiError
 from .ext import get_store
 from .files import PRIVATE_CACHE, send_original, send_thumb, wants_download
 
@@ -346,22 +347,28 @@ def _bulk_one(store: Store, owner: str, action: str, rid: str, tags: list[str]) 
     return {"item": serialize(store, record)}
 
 
+def purge_failures(failed: list[dict[str, Any]], *, with_owner: bool) -> list[dict[str, Any]]:
+    """A purge report's failures as the API shows them: the reason goes to the log, a generic message out."""
+    shown = []
+    for f in failed:
+        current_app.logger.error("purge of %s/%s failed: %s", f["owner"], f["id"], f["reason"])
+        item = {"id": f["id"], "code": f["code"], "message": SERVER_MESSAGES.get(f["code"], "internal server error")}
+        if with_owner:
+            item["owner"] = f["owner"]
+        shown.append(item)
+    return shown
+
+
 @bp.post("/images/purge-trash")
 def purge_trash():
-    """Empty the visitor's trash (images, inputs and controls) for good."""
-    store = get_store()
+    """Empty the visitor's trash (images, inputs and controls) for good; 200 with ``failed`` listing what was not."""
     owner = current_user()
     json_body((), required=False)
-    idx = store.index(owner)
-    purged, freed = [], 0
-    for kind in KIND_OF_COLLECTION.values():
-        for record in list(idx.iter_desc(kind, "trash")):
-            try:
-                freed += store.purge(owner, record.id)
-            except (NotFound, Conflict):
-                continue  # restored or purged meanwhile
-            purged.append(record.id)
-    return jsonify(purged=purged, count=len(purged), bytes_freed=freed)
+    report = purge_expired(get_store(), 0, owners=[owner])
+    return jsonify(
+        purged=[p["id"] for p in report.purged], count=report.count, bytes_freed=report.bytes_freed,
+        failed=purge_failures(report.failed, with_owner=False),
+    )
 
 
 @bp.post("/images/<string(length=32):rid>/share")

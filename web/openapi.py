@@ -177,7 +177,9 @@ def _image_paths() -> dict[str, Schema]:
         )},
         "/api/v1/images/purge-trash": {"post": _op(
             "Empty the visitor's trash (all kinds) for good",
-            {"200": _json(ref("PurgeTrashAnswer"), "What was purged"), **_errors(400, 503)},
+            {"200": _json(ref("PurgeTrashAnswer"),
+                          "What was purged; 200 also when some record failed, each listed in `failed`"),
+             **_errors(400, 503)},
             body=_json_body({"type": "object", "maxProperties": 0}, required=False), tag=tag, write=True,
             op_id="purge_trash_images",
         )},
@@ -254,7 +256,9 @@ def _other_paths() -> dict[str, Schema]:
         )},
         "/api/v1/admin/purge-trash": {"post": _op(
             "Purge records trashed more than N days ago (default: the retention)",
-            {"200": _json(ref("AdminPurgeAnswer"), "What was purged"), **_errors(400, 503)},
+            {"200": _json(ref("AdminPurgeAnswer"),
+                          "What was purged; 200 also when some record failed, each listed in `failed`"),
+             **_errors(400, 503)},
             body=_json_body(ref("AdminPurgeRequest"), required=False), tag="admin", security=admin,
             op_id="admin_purge_trash",
         )},
@@ -428,9 +432,16 @@ def _schemas() -> dict[str, Schema]:
             "properties": {"id": record_id, "purged": {"type": "boolean"}, "bytes": {"type": "integer"}},
         },
         "PurgeTrashAnswer": {
-            "type": "object", "required": ["purged", "count", "bytes_freed"],
+            "type": "object", "required": ["purged", "count", "bytes_freed", "failed"],
             "properties": {"purged": {"type": "array", "items": record_id}, "count": {"type": "integer"},
-                           "bytes_freed": {"type": "integer"}},
+                           "bytes_freed": {"type": "integer"},
+                           "failed": {"type": "array", "items": ref("PurgeFailure")}},
+        },
+        "PurgeFailure": {
+            "type": "object", "required": ["id", "code", "message"],
+            "description": "A record (or, with id null, a whole user) the purge could not delete; it stays in the trash",
+            "properties": {"id": {"anyOf": [record_id, {"type": "null"}]}, "owner": {"type": "string"},
+                           "code": {"type": "string"}, "message": {"type": "string"}},
         },
         "ShareRequest": {
             "type": "object", "additionalProperties": False,
@@ -492,12 +503,13 @@ def _schemas() -> dict[str, Schema]:
             "properties": {"older_than_days": {"type": "number", "minimum": 0, "maximum": 36500}},
         },
         "AdminPurgeAnswer": {
-            "type": "object", "required": ["purged", "count", "bytes_freed", "older_than_days"],
+            "type": "object", "required": ["purged", "count", "bytes_freed", "older_than_days", "failed"],
             "properties": {
                 "purged": {"type": "array", "items": {
                     "type": "object", "required": ["id", "owner", "bytes"],
                     "properties": {"id": record_id, "owner": {"type": "string"}, "bytes": {"type": "integer"}}}},
                 "count": {"type": "integer"}, "bytes_freed": {"type": "integer"}, "older_than_days": {"type": "number"},
+                "failed": {"type": "array", "items": ref("PurgeFailure")},
             },
         },
     }
