@@ -23,6 +23,7 @@ from casvault.records import (
     decode_record,
     encode_event,
     encode_record,
+    evolve,
 )
 from casvault.validate import ANON_RE, MEMBER_RE, is_id, is_user_id
 from tests.conftest import INGEST_TOKEN, make_png
@@ -157,7 +158,7 @@ records = st.builds(
     sha256=st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
     created_at=st.datetimes().map(lambda d: d.isoformat(timespec="milliseconds") + "+00:00"),
     status=st.sampled_from(["active", "trash"]),
-    thumb=st.none() | st.just("thumb/x.webp"),
+    thumb=st.none(),
     tags=st.lists(st.text(max_size=64), max_size=8),
     workflow_id=texts,
     aspect_ratio=texts,
@@ -166,6 +167,9 @@ records = st.builds(
     negative_prompt=texts,
     favorite=st.booleans(),
     source=st.none() | st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=20), max_size=4),
+).flatmap(
+    # NOTE: a thumb names a path, so it must be thumb/<the record's own id>.<ext>
+    lambda r: st.sampled_from([r, evolve(r, thumb=f"thumb/{r.id}.webp"), evolve(r, thumb=f"thumb/{r.id}.jpg")])
 )
 
 
