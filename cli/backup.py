@@ -19,8 +19,8 @@ from .common import (
     json_option,
     progress_for,
     quiet_option,
+    store_from_ctx,
 )
-from .common import store_from_ctx
 
 
 @click.command("backup")
