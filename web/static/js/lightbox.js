@@ -17,7 +17,8 @@ const FACTS = [
   ["LoRAs", (it) => (it.source?.loras || []).map((l) => (l.strength_model != null ? `${l.name} (${l.strength_model})` : l.name)).join(", ")],
   ["Sampler", (it) => [it.source?.sampler, it.source?.scheduler].filter(Boolean).join(" · ")],
   ["Steps", (it) => it.source?.steps],
-  ["CFG", (it) => it.source?.cfg ?? it.source?.guidance],
+  ["CFG", (it) => it.source?.cfg],
+  ["Guidance", (it) => it.source?.guidance],
 ];
 
 /**
