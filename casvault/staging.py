@@ -74,16 +74,16 @@ def stage_for_comfy(store: Store, owner: str, record_id: str, comfy_input_dir: s
     if record.status != "active":
         raise Conflict("the image is in the trash", id=record_id)
     name = f"casvault_{record.id}_{secrets.token_hex(4)}.{record.ext}"
-    # NOTE: always "auto", whatever CASVAULT_LINK_MODE says: that setting is
-    # about outputs/, while ComfyUI's input folder is often on another
-    # filesystem, where a hardlink fails with EXDEV and must fall back. A
-    # hardlink shares the blob's inode; the blob is mode 0444, and ComfyUI
-    # only reads LoadImage files (its upload endpoint picks a new name rather
-    # than writing into an existing one), so the blob is not exposed to writes.
+    # NOTE: "auto" unless CASVAULT_STAGE_MODE=copy, whatever CASVAULT_LINK_MODE
+    # says: that setting is about outputs/, while ComfyUI's input folder is
+    # often on another filesystem, where a hardlink fails with EXDEV and must
+    # fall back. A hardlink shares the blob's inode (mode 0444): a ComfyUI that
+    # runs as root and uploads with overwrite=true onto this exact name could
+    # truncate the blob, so such sites set CASVAULT_STAGE_MODE=copy.
     project_view(
         store.blobs.path(record.sha256),
         folder / name,
-        setting="auto",
+        setting=store.config.stage_mode,
         fsync=store.config.fsync,
         refresh_inode=lambda: store.blobs.refresh_inode(record.sha256),
     )

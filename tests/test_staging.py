@@ -239,3 +239,21 @@ def test_cli_comfy_cleanup_errors_are_one_line(store: Store, tmp_path: Path, run
     assert result.exit_code != 0 and "COMFY_INPUT_DIR" in result.output
     result = runner.invoke(main, ["--root", root, "comfy-cleanup", "--older-than", "-1", "--dir", str(tmp_path)])
     assert result.exit_code == 2
+
+
+def test_stage_mode_copy_never_shares_the_blobs_inode(config, comfy_input: Path) -> None:
+    store = Store(config.with_(stage_mode="copy"))
+    data = make_png(24, 24, seed=7)
+    record = store.ingest(data, ALICE, "input").record
+    staged = comfy_input / stage_for_comfy(store, ALICE, record.id, comfy_input)
+    blob = store.blobs.path(record.sha256)
+    assert not staged.is_symlink() and os.stat(staged).st_ino != os.stat(blob).st_ino
+    assert staged.read_bytes() == data
+
+
+def test_stage_mode_is_checked() -> None:
+    from casvault.config import Config
+    from casvault.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        Config.from_env({"CASVAULT_STAGE_MODE": "symlink"})
