@@ -101,6 +101,7 @@ def test_end_key_shows_the_oldest_image_in_a_couple_of_requests(page, served):
     # The height is there from the first page: rows of the total, not of what is loaded.
     assert start["height"] > (COUNT / cols) * 170
     assert start["tiles"] < 120
+    settle(page)  # NOTE: the read-ahead of the first pages may still be in flight
     urls = listing_requests(page)
     t0 = time.monotonic()
     page.keyboard.press("End")
@@ -128,6 +129,7 @@ def test_end_key_shows_the_oldest_image_in_a_couple_of_requests(page, served):
 def test_scroll_bar_jump_fetches_the_middle_directly_and_fills_the_gap_above_lazily(page, served):
     _, store, ids = served
     open_gallery(page)
+    settle(page)
     urls = listing_requests(page)
     # A drag of the scroll bar ends at the middle: positions passed on the way are never fetched.
     page.evaluate("""() => { const h = document.documentElement.scrollHeight;
