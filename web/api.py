@@ -167,73 +167,36 @@ def created(body: dict[str, Any]) -> Response:
 # --- one collection: images, inputs or controls ------------------------------------
 
 
-def _get(collection: str) -> Callable:
+def _purge_one(store: Store, owner: str, rid: str, kind: str) -> Response:
+    store.get(owner, rid, kind)  # NotFound for another kind
+    return jsonify(id=rid, purged=True, bytes=store.purge(owner, rid))
+
+
+# (route suffix, method, answer(store, owner, rid, kind), docstring template)
+RECORD_ACTIONS: tuple[tuple[str, str, Callable[..., Response], str], ...] = (
+    ("", "GET", lambda store, owner, rid, kind: jsonify(serialize(store, store.get(owner, rid, kind))),
+     "One of the visitor's {}."),
+    ("file", "GET", lambda store, owner, rid, kind: send_original(
+        store, store.get(owner, rid, kind), cache=PRIVATE_CACHE, download=wants_download()),
+     "The original of one of the visitor's {}, active or trashed."),
+    ("thumb", "GET", lambda store, owner, rid, kind: send_thumb(store, store.get(owner, rid, kind), cache=PRIVATE_CACHE),
+     "The thumbnail of one of the visitor's {}, active or trashed."),
+    ("delete", "POST", lambda store, owner, rid, kind: jsonify(serialize(store, store.trash(owner, rid, kind))),
+     "Move one of the visitor's {} to the trash."),
+    ("restore", "POST", lambda store, owner, rid, kind: jsonify(serialize(store, store.restore(owner, rid, kind))),
+     "Bring one of the visitor's {} back from the trash."),
+    ("purge", "POST", _purge_one, "Delete one of the visitor's trashed {} for good."),
+)
+
+
+def _record_view(collection: str, answer: Callable[..., Response], doc: str) -> Callable:
+    """A view answering for one record of the visitor's ``collection``."""
     kind = KIND_OF_COLLECTION[collection]
 
     def view(rid: str) -> Response:
-        store = get_store()
-        return jsonify(serialize(store, store.get(current_user(), rid, kind)))
+        return answer(get_store(), current_user(), rid, kind)
 
-    view.__doc__ = f"One of the visitor's {collection}."
-    return view
-
-
-def _file(collection: str) -> Callable:
-    kind = KIND_OF_COLLECTION[collection]
-
-    def view(rid: str) -> Response:
-        store = get_store()
-        record = store.get(current_user(), rid, kind)
-        return send_original(store, record, cache=PRIVATE_CACHE, download=wants_download())
-
-    view.__doc__ = f"The original of one of the visitor's {collection}, active or trashed."
-    return view
-
-
-def _thumb(collection: str) -> Callable:
-    kind = KIND_OF_COLLECTION[collection]
-
-    def view(rid: str) -> Response:
-        store = get_store()
-        return send_thumb(store, store.get(current_user(), rid, kind), cache=PRIVATE_CACHE)
-
-    view.__doc__ = f"The thumbnail of one of the visitor's {collection}, active or trashed."
-    return view
-
-
-def _delete(collection: str) -> Callable:
-    kind = KIND_OF_COLLECTION[collection]
-
-    def view(rid: str) -> Response:
-        store = get_store()
-        return jsonify(serialize(store, store.trash(current_user(), rid, kind)))
-
-    view.__doc__ = f"Move one of the visitor's {collection} to the trash."
-    return view
-
-
-def _restore(collection: str) -> Callable:
-    kind = KIND_OF_COLLECTION[collection]
-
-    def view(rid: str) -> Response:
-        store = get_store()
-        return jsonify(serialize(store, store.restore(current_user(), rid, kind)))
-
-    view.__doc__ = f"Bring one of the visitor's {collection} back from the trash."
-    return view
-
-
-def _purge(collection: str) -> Callable:
-    kind = KIND_OF_COLLECTION[collection]
-
-    def view(rid: str) -> Response:
-        store = get_store()
-        owner = current_user()
-        store.get(owner, rid, kind)  # NotFound for another kind
-        freed = store.purge(owner, rid)
-        return jsonify(id=rid, purged=True, bytes=freed)
-
-    view.__doc__ = f"Delete one of the visitor's trashed {collection} for good."
+    view.__doc__ = doc.format(collection)
     return view
 
 
@@ -261,12 +224,10 @@ def _copy(collection: str) -> Callable:
 def _register(collection: str) -> None:
     """Add the per-record routes of one collection."""
     base = f"/{collection}/<string(length=32):rid>"
-    bp.add_url_rule(base, f"{collection}_get", _get(collection), methods=["GET"])
-    bp.add_url_rule(f"{base}/file", f"{collection}_file", _file(collection), methods=["GET"])
-    bp.add_url_rule(f"{base}/thumb", f"{collection}_thumb", _thumb(collection), methods=["GET"])
-    bp.add_url_rule(f"{base}/delete", f"{collection}_delete", _delete(collection), methods=["POST"])
-    bp.add_url_rule(f"{base}/restore", f"{collection}_restore", _restore(collection), methods=["POST"])
-    bp.add_url_rule(f"{base}/purge", f"{collection}_purge", _purge(collection), methods=["POST"])
+    for suffix, method, answer, doc in RECORD_ACTIONS:
+        rule = f"{base}/{suffix}" if suffix else base
+        name = f"{collection}_{suffix or 'get'}"
+        bp.add_url_rule(rule, name, _record_view(collection, answer, doc), methods=[method])
     if collection != "images":
         bp.add_url_rule(f"/{collection}/copy", f"{collection}_copy", _copy(collection), methods=["POST"])
 
