@@ -300,12 +300,7 @@ class _UserCheck:
         if not self._check_blob(record, files):
             return False
         self._check_projection(record, image)
-        for path in files.images.get(rid, []):
-            if path != image and os.path.lexists(path):
-                fix = self.problem("stray_projection", "a second projection of this record", rid, path)
-                if fix:
-                    fix.repaired = True
-                    remove(path)
+        self._remove_strays(files.images.get(rid, []), image, rid, "stray_projection", "a second projection of this record")
         if record.thumb and not thumb.is_file():
             fix = self.problem("thumb_missing", "thumbnail missing", rid, thumb)
             if fix:
@@ -313,13 +308,17 @@ class _UserCheck:
 
                 write_thumbnail(self.store, record)
                 fix.repaired = True
-        for path in files.thumbs.get(rid, []):
-            if path != thumb and os.path.lexists(path):
-                fix = self.problem("orphan_thumb", "a thumbnail outside the record's folder", rid, path)
+        self._remove_strays(files.thumbs.get(rid, []), thumb, rid, "orphan_thumb", "a thumbnail outside the record's folder")
+        return True
+
+    def _remove_strays(self, paths: list[Path], keep: Path, rid: str, kind: str, detail: str) -> None:
+        """Report (and with --repair remove) copies of a record's file found outside ``keep``."""
+        for path in paths:
+            if path != keep and os.path.lexists(path):
+                fix = self.problem(kind, detail, rid, path)
                 if fix:
                     fix.repaired = True
                     remove(path)
-        return True
 
     def _move_home(self, record: Record, at: Path) -> None:
         """Finish an interrupted trash/restore: image and thumb, then sidecar, to where the status says."""
