@@ -29,9 +29,11 @@ from .records import (
     apply_event,
     event_id,
 )
+from .secondary import FACETS, SecondaryIndex, codes_for, facet_values, top
 
 Key = tuple[str, str]
 INCLUDES = ("active", "trash", "all")
+TALLY_MAX = 5_000  # facets of at most this many matches are counted from their records
 
 
 @dataclass
@@ -45,6 +47,9 @@ class Query:
     aspect_ratio: str | None = None
     tag: str | None = None
     workflow_id: str | None = None
+    model: str | None = None
+    lora: str | None = None
+    sampler: str | None = None
     words: tuple[str, ...] = ()
     favorite: bool = False
     cursor: str | None = None
@@ -54,10 +59,16 @@ class Query:
     @property
     def filtered(self) -> bool:
         """True when anything beyond kind and status narrows the listing."""
-        return bool(
-            self.created_from or self.created_before or self.aspect_ratio or self.tag
-            or self.workflow_id or self.words or self.favorite
-        )
+        return bool(self.created_from or self.created_before or self.words or self.favorite or self.facet_filters)
+
+    @property
+    def facet_filters(self) -> dict[str, str]:
+        """The exact-value filters given, by facet field."""
+        given = {
+            "model": self.model, "lora": self.lora, "sampler": self.sampler,
+            "workflow_id": self.workflow_id, "aspect_ratio": self.aspect_ratio, "tag": self.tag,
+        }
+        return {name: value for name, value in given.items() if value is not None}
 
 
 class Page(NamedTuple):
@@ -104,6 +115,7 @@ class UserIndex:
         self._offset = 0
         self.last_activity: str | None = None
         self.usage_counts = [0, 0, 0, 0]  # count, bytes, trash_count, trash_bytes
+        self._secondary: SecondaryIndex | None = None  # built on the first filtered read
 
     # --- loading ------------------------------------------------------------
 
@@ -251,6 +263,8 @@ class UserIndex:
         rid = event_id(event)
         old = self.records.get(rid)
         new = apply_event(old, event, self.owner)
+        if self._secondary is not None and new is not old:
+            self._secondary.change(old, new)
         if new is None:
             self._drop(rid, incremental)
         elif old is None or isinstance(event, (AddEvent, MoveEvent)):
@@ -298,66 +312,74 @@ class UserIndex:
             if record is not None:
                 yield record
 
+    def secondary(self) -> SecondaryIndex:
+        """The posting lists and word index (built on first use, then kept current)."""
+        with self._mutex:
+            if self._secondary is None:
+                # NOTE: built lazily, so a cold first page does not pay for it;
+                # from then on every event keeps it current (see _apply).
+                self._secondary = SecondaryIndex.build(self.records.values())
+            return self._secondary
+
+    def _matching(self, q: Query) -> tuple[int, Callable[[int], Key], list[int] | None]:
+        """How many records match, their keys by position (oldest first), and their slots when posting lists chose them."""
+        lo_key = (q.created_from,) if q.created_from else None
+        hi_key = (q.created_before,) if q.created_before else None
+        found = None
+        if q.words or q.favorite or q.facet_filters:
+            sec = self.secondary()
+            found = sec.candidates(q.facet_filters, q.favorite, q.words)
+        if found is None:  # dates alone (or query words without a letter or digit)
+            keys = self._keys.get((q.kind, q.include), [])
+            lo = bisect_left(keys, lo_key) if lo_key else 0
+            hi = bisect_left(keys, hi_key) if hi_key else len(keys)
+            hi = max(hi, lo)
+            return hi - lo, (lambda i: keys[lo + i]), None
+        slots = sec.select(found, codes_for(q.kind, q.include))
+        if lo_key or hi_key:
+            lo = bisect_left(slots, lo_key, key=sec.key_at) if lo_key else 0
+            hi = bisect_left(slots, hi_key, key=sec.key_at) if hi_key else len(slots)
+            slots = slots[lo:max(hi, lo)]
+        return len(slots), (lambda i: sec.key_at(slots[i])), slots
+
     def query(self, q: Query) -> Page:
         """One page of a listing, newest first; raises InvalidInput for a bad cursor."""
         if q.include not in INCLUDES:
             raise InvalidInput("include must be active, trash or all", field="include")
         with self._mutex:
-            keys = self._keys.get((q.kind, q.include), [])
-            end = len(keys)
+            total, key_at, _ = self._matching(q)
+            end = total
             if q.cursor:
-                end = bisect_left(keys, decode_cursor(q.cursor))
+                end = bisect_left(range(total), decode_cursor(q.cursor), key=key_at)
+            start = end - (0 if q.cursor else (q.page - 1) * q.size)
+            lo = max(start - q.size, 0)
             records = self.records
+            items = [records[key_at(i)[1]] for i in range(start - 1, lo - 1, -1)]
+            next_cursor = encode_cursor(key_at(lo)) if lo > 0 and items else None
+            return Page(items, total, next_cursor)
+
+    def facets(self, q: Query, fields: tuple[str, ...] = FACETS, prefix: str = "", limit: int = 20) -> dict[str, list[dict]]:
+        """The most frequent values of each facet field among the records ``q`` matches (its page ignored)."""
+        if q.include not in INCLUDES:
+            raise InvalidInput("include must be active, trash or all", field="include")
+        with self._mutex:
+            sec = self.secondary()
             if not q.filtered:
-                total = len(keys)
-                start = end - (0 if q.cursor else (q.page - 1) * q.size)
-                lo = max(start - q.size, 0)
-                items = [records[k[1]] for k in reversed(keys[lo:max(start, 0)])]
-                more = lo > 0
-                next_cursor = encode_cursor(keys[lo]) if more and items else None
-                return Page(items, total, next_cursor)
-            match = _matcher(q)
-            skip = 0 if q.cursor else (q.page - 1) * q.size
-            items: list[Record] = []
-            last_key: Key | None = None
-            more = False
-            for i in range(end - 1, -1, -1):
-                record = records[keys[i][1]]
-                if not match(record):
-                    continue
-                if skip:
-                    skip -= 1
-                    continue
-                if len(items) == q.size:
-                    more = True
-                    break
-                items.append(record)
-                last_key = keys[i]
-            total = sum(1 for k in keys if match(records[k[1]]))
-            return Page(items, total, encode_cursor(last_key) if more and last_key else None)
-
-
-def _matcher(q: Query) -> Callable[[Record], bool]:
-    lo, hi = q.created_from, q.created_before
-    words = tuple(w.lower() for w in q.words)
-
-    def match(r: Record) -> bool:
-        if lo is not None and r.created_at < lo:
-            return False
-        if hi is not None and r.created_at >= hi:
-            return False
-        if q.favorite and not r.favorite:
-            return False
-        if q.tag is not None and q.tag not in r.tags:
-            return False
-        if q.aspect_ratio is not None and getattr(r, "aspect_ratio", None) != q.aspect_ratio:
-            return False
-        if q.workflow_id is not None and getattr(r, "workflow_id", None) != q.workflow_id:
-            return False
-        if words:
-            text = (getattr(r, "prompt", None) or "").lower()
-            if not all(w in text for w in words):
-                return False
-        return True
-
-    return match
+                codes = codes_for(q.kind, q.include)
+                return {name: top(sec.counted(name, codes), prefix, limit) for name in fields}
+            total, key_at, slots = self._matching(q)
+            if total > TALLY_MAX:
+                if slots is None:
+                    slots = [sec.slot_of[key_at(i)[1]] for i in range(total)]
+                return {name: top(sec.count_within(name, slots), prefix, limit) for name in fields}
+            # NOTE: few matches: reading their records is cheaper than
+            # intersecting every value's posting list with them.
+            tally: dict[str, dict[str, int]] = {name: {} for name in fields}
+            records = self.records
+            for i in range(total):
+                values = facet_values(records[key_at(i)[1]])
+                for name in fields:
+                    counts = tally[name]
+                    for value in values[name]:
+                        counts[value] = counts.get(value, 0) + 1
+            return {name: top(tally[name], prefix, limit) for name in fields}

@@ -195,6 +195,12 @@ class Store:
             return self.record_index.query(check_user_id(owner), query)
         return self.index(owner).query(query)
 
+    def facets(self, owner: str, query: Query, fields: tuple[str, ...], prefix: str = "", limit: int = 20) -> dict[str, list[dict]]:
+        """The top values, with counts, of facet ``fields`` among ``owner``'s records matching ``query``."""
+        if self.record_index is not None:
+            return self.record_index.facets(check_user_id(owner), query, fields, prefix, limit)
+        return self.index(owner).facets(query, fields, prefix, limit)
+
     def recent(self, n: int | None = None, include: str = "active") -> list[Record]:
         """The ``n`` most recent records store-wide, all kinds (default CASVAULT_RECENT_N).
 
