@@ -16,9 +16,11 @@ import os
 import threading
 from bisect import bisect_left, insort
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
-from .errors import InvalidInput, ManifestCorrupt
+from . import snapshot
+from .errors import CasvaultError, InvalidInput, ManifestCorrupt
 from .manifest import Manifest
 from .quota import Usage
 from .records import (
@@ -29,7 +31,7 @@ from .records import (
     apply_event,
     event_id,
 )
-from .secondary import FACETS, SecondaryIndex, codes_for, facet_values, top
+from .secondary import FACETS, SecondaryIndex, codes_for, facet_values, share_names, top
 
 Key = tuple[str, str]
 INCLUDES = ("active", "trash", "all")
@@ -99,11 +101,19 @@ def decode_cursor(cursor: str) -> Key:
 class UserIndex:
     """One user's records, in time order per kind and status."""
 
-    def __init__(self, owner: str, manifest: Manifest, rebuild: Callable[..., bool] | None = None) -> None:
-        """``rebuild(missing=...)`` rewrites the manifest from the sidecars; True if it wrote one."""
+    def __init__(self, owner: str, manifest: Manifest, rebuild: Callable[..., bool] | None = None,
+                 snapshot_tmp: Path | None = None) -> None:
+        """``rebuild(missing=...)`` rewrites the manifest from the sidecars; True if it wrote one.
+
+        With ``snapshot_tmp`` (a folder on the manifest's filesystem) the index
+        keeps the listing snapshot beside the manifest (casvault.snapshot).
+        """
         self.owner = owner
         self.manifest = manifest
         self._rebuild = rebuild
+        self._snapshot_tmp = snapshot_tmp
+        self._snapshot_offset = 0
+        self.loading = False  # a background load was started for a cold first page
         self._mutex = threading.RLock()
         self._reset()
 
@@ -169,6 +179,39 @@ class UserIndex:
                 gc.enable()
         self._ino = ino
         self._offset = chunk.offset
+        self._keep_snapshot(force_check=True)
+
+    def _keep_snapshot(self, force_check: bool = False) -> None:
+        """Rewrite the listing snapshot when it has fallen REWRITE_AFTER bytes behind (or is missing)."""
+        if self._snapshot_tmp is None or not self._ino:
+            return
+        if not force_check and self._offset - self._snapshot_offset <= snapshot.REWRITE_AFTER:
+            return
+        if force_check and not snapshot.stale(self.manifest, self._ino, self._offset):
+            self._snapshot_offset = self._offset
+            return
+        try:
+            snapshot.write(self.manifest, self._ino, self._offset, self.records.values(), self._snapshot_tmp)
+        except CasvaultError:
+            return  # NOTE: a cache: a full disk or an I/O error must not fail the read that got here
+        self._snapshot_offset = self._offset
+
+    @property
+    def loaded(self) -> bool:
+        """True once the manifest has been read."""
+        return bool(self._ino)
+
+    def cold_page(self, q: Query, sidecar: Callable[[str, str, str, bool], Path]) -> Page | None:
+        """A plain listing's page from the snapshot, before the index is loaded; None when it cannot answer."""
+        if self.loaded or q.filtered or q.cursor or q.include not in INCLUDES:
+            return None
+        skip = (q.page - 1) * q.size
+        found = snapshot.first_page(self.manifest, self.owner, q.kind, q.include, skip, q.size,
+                                    lambda kind, created, rid, trashed: sidecar(kind, created, rid, trashed))
+        if found is None:
+            return None
+        items, total, last = found
+        return Page(items, total, encode_cursor(last) if last else None)
 
     def _build_derived(self) -> None:
         """Key lists, digests and usage from ``records`` in one pass (end of a bulk load)."""
@@ -263,6 +306,8 @@ class UserIndex:
         rid = event_id(event)
         old = self.records.get(rid)
         new = apply_event(old, event, self.owner)
+        if new is not None and new is not old and isinstance(event, (AddEvent, MoveEvent)):
+            share_names(new)
         if self._secondary is not None and new is not old:
             self._secondary.change(old, new)
         if new is None:
@@ -282,6 +327,7 @@ class UserIndex:
             for event in events:
                 self._apply(event, incremental=True)
             self._offset = self.manifest.size()
+            self._keep_snapshot()
 
     # --- reading ------------------------------------------------------------
 
@@ -318,7 +364,17 @@ class UserIndex:
             if self._secondary is None:
                 # NOTE: built lazily, so a cold first page does not pay for it;
                 # from then on every event keeps it current (see _apply).
-                self._secondary = SecondaryIndex.build(self.records.values())
+                records = self.records
+                gc_on = gc.isenabled()
+                gc.disable()  # NOTE: as in _load: only acyclic objects are made, and collections cost a third
+                try:
+                    self._secondary = SecondaryIndex.build(
+                        (key, records[key[1]]) for (_, status), keys in self._keys.items() if status == "all"
+                        for key in keys
+                    )
+                finally:
+                    if gc_on:
+                        gc.enable()
             return self._secondary
 
     def _matching(self, q: Query) -> tuple[int, Callable[[int], Key], list[int] | None]:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import re
 from array import array
+from sys import intern
 from bisect import bisect_left, insort
+from collections import Counter, defaultdict
 from itertools import compress
 from typing import Any, Iterable, Sequence
 
@@ -58,7 +60,17 @@ def _source_names(record: Record) -> tuple[str | None, tuple[str, ...], str | No
 
 def facet_values(record: Record) -> dict[str, tuple[str, ...]]:
     """The values of a record under each facet field (and ``favorite``)."""
+    return _describe(record)[0]
+
+
+def _describe(record: Record) -> tuple[dict[str, tuple[str, ...]], str]:
+    """A record's facet values and its searchable text (one look at its source)."""
     model, loras, sampler = _source_names(record)
+    seed = getattr(record, "seed", None)
+    parts = (
+        getattr(record, "prompt", None), getattr(record, "negative_prompt", None), model, *loras, sampler,
+        None if seed is None else str(seed), record.original_filename,
+    )
     aspect = getattr(record, "aspect_ratio", None)
     workflow = getattr(record, "workflow_id", None)
     return {
@@ -69,22 +81,27 @@ def facet_values(record: Record) -> dict[str, tuple[str, ...]]:
         "aspect_ratio": (aspect,) if aspect else (),
         "tag": tuple(dict.fromkeys(record.tags)),
         FAVORITE: ("1",) if record.favorite else (),
-    }
+    }, " ".join(p for p in parts if p)
 
 
-def _text_of(record: Record) -> str:
-    model, loras, sampler = _source_names(record)
-    seed = getattr(record, "seed", None)
-    parts = (
-        getattr(record, "prompt", None), getattr(record, "negative_prompt", None), model, *loras, sampler,
-        None if seed is None else str(seed), record.original_filename,
-    )
-    return " ".join(p for p in parts if p)
+def share_names(record: Record) -> None:
+    """Make the names in a record's ``source`` share one string object per value (memory: a library
+    repeats a handful of models, samplers and LoRAs thousands of times)."""
+    source = record.source
+    if not isinstance(source, dict):
+        return
+    for key, value in source.items():
+        if type(value) is str and len(value) <= 200:
+            source[key] = intern(value)
+        elif key == "loras" and type(value) is list:
+            for lora in value:
+                if type(lora) is dict and type(lora.get("name")) is str:
+                    lora["name"] = intern(lora["name"])
 
 
 def record_words(record: Record) -> set[str]:
     """The distinct search words of a record."""
-    return set(_WORD_RE.findall(_text_of(record).lower()))
+    return set(_WORD_RE.findall(_describe(record)[1].lower()))
 
 
 def deletions(word: str) -> set[str]:
@@ -186,6 +203,64 @@ class Postings:
         return False
 
 
+class NumberWords:
+    """Search words made of digits only (seeds, file numbers), as one sorted run of fixed-width entries.
+
+    Nearly every seed is a word of its own: a dict entry, a string and a
+    posting for each would cost ~200 bytes a record; an entry here is 24.
+    Longer numbers go to the ordinary word index.
+    """
+
+    WIDTH = 20
+    ENTRY = WIDTH + 4
+
+    def __init__(self, data: bytearray | None = None) -> None:
+        self.data = data if data is not None else bytearray()
+
+    @classmethod
+    def entry(cls, word: str, slot: int) -> bytes:
+        """The packed entry of ``word`` held by ``slot``."""
+        return word.encode().ljust(cls.WIDTH, b"\0") + slot.to_bytes(4, "big")
+
+    @classmethod
+    def from_entries(cls, entries: list[bytes]) -> "NumberWords":
+        """The index of unsorted packed entries (a bulk build)."""
+        entries.sort()
+        return cls(bytearray(b"".join(entries)))
+
+    def __len__(self) -> int:
+        return len(self.data) // self.ENTRY
+
+    def __getitem__(self, i: int) -> bytes:
+        return bytes(self.data[i * self.ENTRY:(i + 1) * self.ENTRY])
+
+    def add(self, word: str, slot: int) -> None:
+        """Record that ``slot`` holds ``word``."""
+        entry = self.entry(word, slot)
+        i = bisect_left(self, entry)
+        if i == len(self) or self[i] != entry:
+            self.data[i * self.ENTRY:i * self.ENTRY] = entry
+
+    def remove(self, word: str, slot: int) -> None:
+        """Record that ``slot`` no longer holds ``word``."""
+        entry = self.entry(word, slot)
+        i = bisect_left(self, entry)
+        if i < len(self) and self[i] == entry:
+            del self.data[i * self.ENTRY:(i + 1) * self.ENTRY]
+
+    def slots_with_prefix(self, prefix: str) -> list[int]:
+        """The slots holding a number that starts with ``prefix`` (digits, at most WIDTH of them)."""
+        low = prefix.encode()
+        high = low[:-1] + bytes((low[-1] + 1,))
+        lo, hi = bisect_left(self, low), bisect_left(self, high)
+        data, size, width = self.data, self.ENTRY, self.WIDTH
+        return [int.from_bytes(data[i * size + width:(i + 1) * size], "big") for i in range(lo, hi)]
+
+
+def _is_number(word: str) -> bool:
+    return word.isdigit() and word.isascii() and len(word) <= NumberWords.WIDTH
+
+
 class SecondaryIndex:
     """Posting lists, a word index and facet counts over one user's records."""
 
@@ -197,6 +272,7 @@ class SecondaryIndex:
         self.newest: tuple[str, str] | None = None
         self.facets: dict[str, Postings] = {name: Postings() for name in (*FACETS, FAVORITE)}
         self.words = Postings()
+        self.numbers = NumberWords()
         self.vocab: list[str] = []  # the words, sorted (prefix lookups)
         self.near: dict[str, Any] = {}  # deletion → word or tuple of words (typo lookups)
         # state code → facet → value → number of records
@@ -205,37 +281,39 @@ class SecondaryIndex:
     # --- building -------------------------------------------------------------
 
     @classmethod
-    def build(cls, records: Iterable[Record]) -> "SecondaryIndex":
-        """Index ``records`` in one pass, slots in (created_at, id) order."""
+    def build(cls, keyed: Iterable[tuple[tuple[str, str], Record]]) -> "SecondaryIndex":
+        """Index ``(key, record)`` pairs in one pass, slots in key order (the keys are kept, not copied)."""
         index = cls()
-        ordered = sorted(records, key=lambda r: (r.created_at, r.id))
-        facet_lists: dict[str, dict[str, list[int]]] = {name: {} for name in index.facets}
-        word_lists: dict[str, list[int]] = {}
+        ordered = sorted(keyed, key=lambda kr: kr[0])
+        facet_lists: dict[str, defaultdict[str, list[int]]] = {name: defaultdict(list) for name in index.facets}
+        word_lists: defaultdict[str, list[int]] = defaultdict(list)
         keys, state, slot_of = index.keys, index.state, index.slot_of
-        for slot, record in enumerate(ordered):
-            keys.append((record.created_at, record.id))
-            code = state_code(record.kind, record.status)
-            state.append(code)
+        findall = _WORD_RE.findall
+        # NOTE: the loop does the least per record and per word that it can
+        # (a build is ~20 words a record); counts and numbers are split out after.
+        for slot, (key, record) in enumerate(ordered):
+            keys.append(key)
+            state.append(state_code(record.kind, record.status))
             slot_of[record.id] = slot
-            values = facet_values(record)
-            index._count(code, values, +1)
+            values, text = _describe(record)
             for name, vals in values.items():
                 lists = facet_lists[name]
                 for value in vals:
-                    found = lists.get(value)
-                    if found is None:
-                        lists[value] = [slot]
-                    else:
-                        found.append(slot)
-            for word in _WORD_RE.findall(_text_of(record).lower()):
-                found = word_lists.get(word)
-                if found is None:
-                    word_lists[word] = [slot]
-                elif found[-1] != slot:
-                    found.append(slot)
+                    lists[value].append(slot)
+            for word in set(findall(text.lower())):
+                word_lists[word].append(slot)
+        numbers: list[bytes] = []
+        for word in [w for w in word_lists if _is_number(w)]:
+            numbers += [NumberWords.entry(word, slot) for slot in word_lists.pop(word)]
+        get_state = state.__getitem__
+        for name in FACETS:
+            for value, slots in facet_lists[name].items():
+                for code, n in Counter(map(get_state, slots)).items():
+                    index.counts.setdefault(code, {f: {} for f in FACETS})[name][value] = n
         index.newest = keys[-1] if keys else None
         index.facets = {name: Postings.from_lists(lists) for name, lists in facet_lists.items()}
         index.words = Postings.from_lists(word_lists)
+        index.numbers = NumberWords.from_entries(numbers)
         index.vocab = sorted(word_lists)
         for word in index.vocab:
             if _typo_eligible(word):
@@ -290,7 +368,7 @@ class SecondaryIndex:
             return
         slot = self.slot_of[new.id]
         old_code, new_code = self.state[slot], state_code(new.kind, new.status)
-        old_values, new_values = facet_values(old), facet_values(new)
+        (old_values, old_text), (new_values, new_text) = _describe(old), _describe(new)
         if old_code != new_code or old_values != new_values:
             self._count(old_code, old_values, -1)
             self._count(new_code, new_values, +1)
@@ -302,7 +380,6 @@ class SecondaryIndex:
                     postings.remove(value, slot)
                 for value in set(new_values[name]) - set(values):
                     postings.add(value, slot)
-        old_text, new_text = _text_of(old), _text_of(new)
         if old_text != new_text:
             before, after = set(words_of(old_text)), set(words_of(new_text))
             for word in before - after:
@@ -321,36 +398,40 @@ class SecondaryIndex:
         code = state_code(record.kind, record.status)
         self.state.append(code)
         self.slot_of[record.id] = slot
-        values = facet_values(record)
+        values, text = _describe(record)
         self._count(code, values, +1)
         for name, vals in values.items():
             for value in vals:
                 self.facets[name].add(value, slot)
-        for word in record_words(record):
+        for word in set(words_of(text)):
             self._word_add(word, slot)
 
     def _remove(self, record: Record) -> None:
         slot = self.slot_of.pop(record.id, None)
         if slot is None:
             return
-        values = facet_values(record)
+        values, text = _describe(record)
         self._count(self.state[slot], values, -1)
         for name, vals in values.items():
             for value in vals:
                 self.facets[name].remove(value, slot)
-        for word in record_words(record):
+        for word in set(words_of(text)):
             self._word_remove(word, slot)
         self.keys[slot] = None
         self.state[slot] = 0
 
     def _word_add(self, word: str, slot: int) -> None:
-        if self.words.add(word, slot):
+        if _is_number(word):
+            self.numbers.add(word, slot)
+        elif self.words.add(word, slot):
             insort(self.vocab, word)
             if _typo_eligible(word):
                 self._near_add(word)
 
     def _word_remove(self, word: str, slot: int) -> None:
-        if self.words.remove(word, slot):
+        if _is_number(word):
+            self.numbers.remove(word, slot)
+        elif self.words.remove(word, slot):
             i = bisect_left(self.vocab, word)
             if i < len(self.vocab) and self.vocab[i] == word:
                 del self.vocab[i]
@@ -383,9 +464,15 @@ class SecondaryIndex:
     def word_slots(self, word: str) -> Sequence[int] | set[int]:
         """The slots of records with a word that ``word`` matches."""
         matched = self.matching_words(word)
-        if len(matched) == 1:
+        if _is_number(word):
+            numbered = self.numbers.slots_with_prefix(word)
+            if not matched:
+                return sorted(set(numbered))
+            slots: set[int] = set(numbered)
+        elif len(matched) == 1:
             return self.words.get(matched[0])
-        slots: set[int] = set()
+        else:
+            slots = set()
         for w in matched:
             slots.update(self.words.get(w))
         return slots

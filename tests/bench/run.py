@@ -43,6 +43,10 @@ GOALS = {
     "thumbs.parallel_speedup": (1.70, "min"),
     "list.scale_100k_vs_1k": (1.5, "max"),
     "list.cold_load_vs_stdlib_json": (0.70, "max"),
+    "list.tag_vs_page_100k": (3.0, "max"),
+    "list.search_vs_page_100k": (5.0, "max"),
+    "list.facets_vs_page_100k": (5.0, "max"),
+    "list.index_bytes_per_record": (1.5 * 1441, "max"),
     "backup.incremental_bytes_ratio": (0.01, "max"),
     "scrub.blake3_vs_sha256": (1.8, "min"),
 }
