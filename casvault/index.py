@@ -31,11 +31,10 @@ from .records import (
     apply_event,
     event_id,
 )
-from .secondary import FACETS, SecondaryIndex, codes_for, facet_values, share_names, top
+from .secondary import FACETS, SecondaryIndex, codes_for, share_names, top
 
 Key = tuple[str, str]
 INCLUDES = ("active", "trash", "all")
-TALLY_MAX = 5_000  # facets of at most this many matches are counted from their records
 
 
 @dataclass
@@ -424,18 +423,6 @@ class UserIndex:
                 codes = codes_for(q.kind, q.include)
                 return {name: top(sec.counted(name, codes), prefix, limit) for name in fields}
             total, key_at, slots = self._matching(q)
-            if total > TALLY_MAX:
-                if slots is None:
-                    slots = [sec.slot_of[key_at(i)[1]] for i in range(total)]
-                return {name: top(sec.count_within(name, slots), prefix, limit) for name in fields}
-            # NOTE: few matches: reading their records is cheaper than
-            # intersecting every value's posting list with them.
-            tally: dict[str, dict[str, int]] = {name: {} for name in fields}
-            records = self.records
-            for i in range(total):
-                values = facet_values(records[key_at(i)[1]])
-                for name in fields:
-                    counts = tally[name]
-                    for value in values[name]:
-                        counts[value] = counts.get(value, 0) + 1
-            return {name: top(tally[name], prefix, limit) for name in fields}
+            if slots is None:  # dates alone: the keys in range, as slots
+                slots = [sec.slot_of[key_at(i)[1]] for i in range(total)]
+            return {name: top(sec.count_within(name, slots), prefix, limit) for name in fields}

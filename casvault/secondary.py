@@ -257,6 +257,43 @@ class NumberWords:
         return [int.from_bytes(data[i * size + width:(i + 1) * size], "big") for i in range(lo, hi)]
 
 
+class ValueColumn:
+    """A single-valued facet field by slot, as small integers (0: no value), for counting within a filter."""
+
+    __slots__ = ("codes", "values", "ids")
+
+    def __init__(self) -> None:
+        self.codes = array("I")
+        self.values: list[str | None] = [None]
+        self.ids: dict[str, int] = {}
+
+    def code(self, values: tuple[str, ...]) -> int:
+        """The code of a record's value (kept for good once seen: a field has few distinct values)."""
+        if not values:
+            return 0
+        code = self.ids.get(values[0])
+        if code is None:
+            code = self.ids[values[0]] = len(self.values)
+            self.values.append(values[0])
+        return code
+
+    def set(self, slot: int, values: tuple[str, ...]) -> None:
+        """Set the value of ``slot`` (the next slot appends)."""
+        if slot == len(self.codes):
+            self.codes.append(self.code(values))
+        else:
+            self.codes[slot] = self.code(values)
+
+    def count(self, slots: Sequence[int]) -> dict[str, int]:
+        """How many of ``slots`` hold each value."""
+        counted = Counter(map(self.codes.__getitem__, slots))
+        return {self.values[code]: n for code, n in counted.items() if code}  # type: ignore[misc]
+
+
+# Facet fields that hold at most one value per record (the rest: tags, LoRAs).
+SINGLE_VALUED = ("model", "sampler", "workflow_id", "aspect_ratio")
+
+
 def _is_number(word: str) -> bool:
     return word.isdigit() and word.isascii() and len(word) <= NumberWords.WIDTH
 
@@ -271,6 +308,7 @@ class SecondaryIndex:
         self.ordered = True
         self.newest: tuple[str, str] | None = None
         self.facets: dict[str, Postings] = {name: Postings() for name in (*FACETS, FAVORITE)}
+        self.columns = {name: ValueColumn() for name in SINGLE_VALUED}
         self.words = Postings()
         self.numbers = NumberWords()
         self.vocab: list[str] = []  # the words, sorted (prefix lookups)
@@ -287,7 +325,7 @@ class SecondaryIndex:
         ordered = sorted(keyed, key=lambda kr: kr[0])
         facet_lists: dict[str, defaultdict[str, list[int]]] = {name: defaultdict(list) for name in index.facets}
         word_lists: defaultdict[str, list[int]] = defaultdict(list)
-        keys, state, slot_of = index.keys, index.state, index.slot_of
+        keys, state, slot_of, columns = index.keys, index.state, index.slot_of, index.columns
         findall = _WORD_RE.findall
         # NOTE: the loop does the least per record and per word that it can
         # (a build is ~20 words a record); counts and numbers are split out after.
@@ -296,6 +334,8 @@ class SecondaryIndex:
             state.append(state_code(record.kind, record.status))
             slot_of[record.id] = slot
             values, text = _describe(record)
+            for name, column in columns.items():
+                column.codes.append(column.code(values[name]))
             for name, vals in values.items():
                 lists = facet_lists[name]
                 for value in vals:
@@ -375,6 +415,8 @@ class SecondaryIndex:
         self.state[slot] = new_code
         for name, values in old_values.items():
             if values != new_values[name]:
+                if name in self.columns:
+                    self.columns[name].set(slot, new_values[name])
                 postings = self.facets[name]
                 for value in set(values) - set(new_values[name]):
                     postings.remove(value, slot)
@@ -400,6 +442,8 @@ class SecondaryIndex:
         self.slot_of[record.id] = slot
         values, text = _describe(record)
         self._count(code, values, +1)
+        for name, column in self.columns.items():
+            column.set(slot, values[name])
         for name, vals in values.items():
             for value in vals:
                 self.facets[name].add(value, slot)
@@ -532,6 +576,8 @@ class SecondaryIndex:
 
     def count_within(self, field: str, slots: Sequence[int]) -> dict[str, int]:
         """Facet counts of a field over the given live slots."""
+        if field in self.columns:
+            return self.columns[field].count(slots)
         chosen = set(slots)
         found: dict[str, int] = {}
         for value, posting in self.facets[field].lists.items():

@@ -25,7 +25,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 from common import CACHE, clean_scratch  # noqa: E402
 
-SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe")
+SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe", "http", "shared")
 MODULES = {
     "ingest": "bench_ingest",
     "thumbs": "bench_thumbs",
@@ -34,6 +34,8 @@ MODULES = {
     "scrub": "bench_cli",
     "serve": "bench_serve",
     "dedupe": "bench_dedupe",
+    "http": "bench_http",
+    "shared": "bench_shared",
 }
 # key → (goal, "min" when the ratio must be at least the goal, "max" at most)
 GOALS = {
@@ -47,6 +49,10 @@ GOALS = {
     "list.search_vs_page_100k": (5.0, "max"),
     "list.facets_vs_page_100k": (5.0, "max"),
     "list.index_bytes_per_record": (1.5 * 1441, "max"),
+    "list.cold_first_page_vs_sqlite_peer_100k": (0.3, "max"),
+    "http.ingest_vs_library": (0.8, "min"),
+    "shared.list_1m_p50_ms": (20.0, "max"),
+    "shared.search_1m_p50_ms": (30.0, "max"),
     "backup.incremental_bytes_ratio": (0.01, "max"),
     "scrub.blake3_vs_sha256": (1.8, "min"),
 }
