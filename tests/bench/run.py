@@ -25,7 +25,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 from common import CACHE, clean_scratch  # noqa: E402
 
-SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe", "http", "shared")
+SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe", "http", "shared", "gallery")
 MODULES = {
     "ingest": "bench_ingest",
     "thumbs": "bench_thumbs",
@@ -36,6 +36,7 @@ MODULES = {
     "dedupe": "bench_dedupe",
     "http": "bench_http",
     "shared": "bench_shared",
+    "gallery": "bench_gallery",
 }
 # key → (goal, "min" when the ratio must be at least the goal, "max" at most)
 GOALS = {
@@ -53,6 +54,7 @@ GOALS = {
     "http.ingest_vs_library": (0.8, "min"),
     "shared.list_1m_p50_ms": (20.0, "max"),
     "shared.search_1m_p50_ms": (30.0, "max"),
+    "gallery.first_tiles_ms_100k_vs_1k": (1.3, "max"),
     "backup.incremental_bytes_ratio": (0.01, "max"),
     "scrub.blake3_vs_sha256": (1.8, "min"),
 }
