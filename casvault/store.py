@@ -158,8 +158,8 @@ class Store:
     def _load_index(self, owner: str) -> None:
         try:
             self.index(owner)
-        except CasvaultError as exc:
-            log.warning("loading the index of %s failed (the next request retries): %s", owner, exc.message)
+        except Exception as exc:  # NOTE: a warm-up: the next request loads (and raises) in its own right
+            log.warning("loading the index of %s in the background failed: %s", owner, exc)
         finally:
             self._user_index(owner).loading = False
 
