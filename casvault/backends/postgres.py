@@ -508,19 +508,20 @@ class PostgresIndex:
 
     def _matching_words(self, conn: Any, owner: str, word: str) -> list[str]:
         """The words of ``owner``'s vocabulary that a query word matches (prefix, or one typo)."""
-        pattern = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # NOTE: three index-friendly lookups (a range of the primary key, primary
+        # key hits, the GIN of ``near``), not one OR that would read the owner's
+        # whole vocabulary (a seed and a file number a record).
+        last = ord(word[-1])
+        upper = word[:-1] + chr(last + 1) if last < 0x10FFFF else word + chr(last)
+        sql = "SELECT word FROM casvault.words WHERE owner = %s AND word >= %s AND word < %s"
+        args: list[Any] = [owner, word, upper]
         typo = len(word) >= MIN_TYPO_LEN and not word.isdigit()
         if typo:
-            near = [word, *sorted(deletions(word))]
-            rows = conn.execute(
-                "SELECT word FROM casvault.words WHERE owner = %s"
-                " AND (word LIKE %s OR word = ANY(%s) OR near && %s::text[])",
-                (owner, pattern, near[1:], near),
-            ).fetchall()
-        else:
-            rows = conn.execute(
-                "SELECT word FROM casvault.words WHERE owner = %s AND word LIKE %s", (owner, pattern)
-            ).fetchall()
+            shorter = sorted(deletions(word))
+            sql += (" UNION SELECT word FROM casvault.words WHERE owner = %s AND word = ANY(%s)"
+                    " UNION SELECT word FROM casvault.words WHERE near && %s::text[] AND owner = %s")
+            args += [owner, shorter, [word, *shorter], owner]
+        rows = conn.execute(sql, args).fetchall()
         return sorted(w for (w,) in rows if w.startswith(word) or (typo and within_one_edit(word, w)))
 
     def _where(self, conn: Any, owner: str, q: Query) -> tuple[list[str], list[Any]] | None:
