@@ -21,7 +21,7 @@ from .common import core_errors, json_option, store_from_ctx
 @click.pass_context
 @core_errors
 def scheduler_cmd(ctx: click.Context, config_path: Path | None, list_only: bool, as_json: bool) -> None:
-    """Run purge-trash, gc, thumbnails and a scrub on their schedules until stopped.
+    """Run purge-trash, gc, thumbnails, a scrub and the backup (when its folder is set) until stopped.
 
     Schedules: the TOML file, overridden by CASVAULT_SCHEDULE_<JOB> (a
     crontab expression, "every Ns" or "off"). Each job takes its lock, so
