@@ -44,9 +44,11 @@ def _kind_arg() -> str:
 
 
 def admin_item(store: Store, record: Record) -> dict[str, Any]:
-    """A record as the admin sees it: trashed files through the admin API."""
+    """A record as the admin sees it: files through the admin API (/outputs answers only the owner)."""
     data = serialize(store, record)
-    if record.status != "active":
+    # NOTE: /outputs would answer the admin's token, but the page's <img>
+    # cannot send it; the admin API's URLs are fetched with the token.
+    if record.status != "active" or not store.config.outputs_public:
         data["url"] = f"/api/v1/admin/images/{record.id}/file"
         data["thumb_url"] = f"/api/v1/admin/images/{record.id}/thumb" if record.thumb else None
     return data
