@@ -17,6 +17,7 @@ from .common import (
     emit,
     human_bytes,
     json_option,
+    known_users,
     progress_for,
     quiet_option,
     store_from_ctx,
@@ -43,6 +44,7 @@ def backup_cmd(ctx: click.Context, out: Path, user: str | None, as_json: bool, q
     if user is not None and not is_user_id(user):
         raise click.BadParameter("must be anon-<32 hex> or u-...", param_hint="--user")
     store = store_from_ctx(ctx)
+    known_users(store, [user] if user else None)
     result = backups.backup(store, out, day_str(days["from"]), day_str(days["to"]), user, progress_for(quiet))
     emit(as_json, result.as_dict(), lambda: [
         *(f"{d['day']}: {d['records']} records, {d['new_blobs']} new blobs, archive {d['archive']}" for d in result.days),

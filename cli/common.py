@@ -95,6 +95,13 @@ def store_from_ctx(ctx: click.Context, **overrides: Any) -> Store:
         raise click.ClickException(f"cannot open the store at {config.root}: {exc.strerror or exc}") from None
 
 
+def known_users(store: Store, owners: Iterable[str] | None) -> None:
+    """Refuse (one line, exit 1) user ids the store has never seen: a typo must not look like "nothing to do"."""
+    unknown = sorted(set(owners or ()) - set(store.users()))
+    if unknown:
+        raise click.ClickException(f"no such user in {store.layout.root}: {', '.join(unknown)}")
+
+
 def show_progress(quiet: bool) -> bool:
     """True when a progress bar should be drawn."""
     return not quiet and sys.stdout.isatty()

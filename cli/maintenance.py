@@ -25,6 +25,7 @@ from .common import (
     emit,
     human_bytes,
     json_option,
+    known_users,
     progress_for,
     quiet_option,
     store_from_ctx,
@@ -172,9 +173,7 @@ def thumbnails(ctx: click.Context, force: bool, users: tuple[str, ...], since, j
     """
     owners = _users(users)
     store = store_from_ctx(ctx)
-    unknown = sorted(set(owners or ()) - set(store.users()))
-    if unknown:
-        raise click.ClickException(f"no such user in {store.layout.root}: {', '.join(unknown)}")
+    known_users(store, owners)
     lo = store.day_bounds(day_str(since), None)[0] if since else None
     with store.locks.job("thumbnails"):
         result = thumbjob.regenerate(store, force=force, owners=owners, since=lo, jobs=jobs,

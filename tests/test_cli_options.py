@@ -68,6 +68,9 @@ def test_thumbnails_for_an_unknown_user_is_an_error(fstore, runner):
     assert res.exit_code == 1 and res.output.strip() == f"Error: no such user in {fstore.layout.root}: u-nobody"
     ok = runner.invoke(main, ["--root", str(fstore.layout.root), "thumbnails", "--user", user(1)])
     assert ok.exit_code == 0, ok.output
+    bk = runner.invoke(main, ["--root", str(fstore.layout.root), "backup", "--from", "2026-01-01", "--to",
+                              "2026-01-01", "--out", str(fstore.layout.root.parent / "bk"), "--user", "u-nobody"])
+    assert bk.exit_code == 1 and bk.output.strip() == f"Error: no such user in {fstore.layout.root}: u-nobody"
 
 
 def test_quota_report_over_without_limits_says_so(fstore, runner, monkeypatch):

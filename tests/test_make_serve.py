@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import INGEST_TOKEN, ROOT, make_png, need
+from tests.conftest import ADMIN_TOKEN, INGEST_TOKEN, ROOT, make_png, need
 from tests.servers import free_port
 
 XHR = {"X-Requested-With": "XMLHttpRequest"}
@@ -69,7 +69,7 @@ def test_make_serve_with_relative_data_serves_every_image_url(tmp_path):
     repo = _checkout_copy(tmp_path / "casvault")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _make_serve(repo, port, CASVAULT_INGEST_TOKEN=INGEST_TOKEN)
+    proc = _make_serve(repo, port, CASVAULT_INGEST_TOKEN=INGEST_TOKEN, CASVAULT_ADMIN_TOKEN=ADMIN_TOKEN)
     try:
         _wait(proc, base, repo)
         assert (repo / "data" / "casvault.json").is_file()  # the relative ./data of the Makefile
@@ -88,6 +88,9 @@ def test_make_serve_with_relative_data_serves_every_image_url(tmp_path):
         assert original.status_code == 200 and original.content == data
         file = browser.get(base + f"/api/v1/images/{item['id']}/file", timeout=10)
         assert file.status_code == 200 and file.content == data
+        admin = requests.get(base + f"/api/v1/admin/images/{item['id']}/file",
+                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+        assert admin.status_code == 200 and admin.content == data
         thumb = browser.get(base + item["thumb_url"], timeout=10)
         assert thumb.status_code == 200 and thumb.headers["Content-Type"] == "image/webp"
         share = browser.post(base + f"/api/v1/images/{item['id']}/share", json={}, timeout=10)
