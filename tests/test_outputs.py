@@ -377,3 +377,16 @@ def test_nginx_never_serves_the_target_of_a_swapped_projection(shipped, tmp_path
         assert r.json()["error"]["code"] == "not_found" and "immutable" not in r.headers.get("Cache-Control", "")
         thumb.unlink()
         thumb.write_bytes(thumb_bytes)
+    # a day folder swapped for a symlink to a look-alike folder outside the root
+    day = image.parent
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(day, outside, symlinks=True)
+    (outside / "thumb" / thumb.name).write_bytes(b"RIFF not yours")
+    shutil.rmtree(day)
+    day.symlink_to(outside)
+    r = requests.get(base + url_of(store, thumb), cookies=owner, timeout=10)
+    assert r.status_code == 404 and r.content != b"RIFF not yours"
+    r = requests.get(base + url_of(store, image), cookies=owner, timeout=10)
+    assert r.status_code in (200, 404)
+    if r.status_code == 200:
+        assert r.content == make_png(seed=0)  # by digest, whatever the day folder is
