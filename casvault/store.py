@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, quota, thumbs, trash
+from . import comfy, faults, quota, safefs, thumbs, trash
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
 from .blobs import FileBlobStore, StagedBlob, background, blake3_digest, digest
@@ -160,7 +160,9 @@ class Store:
         found: set[str] = set()
         for base in (self.layout.meta / "users", self.layout.outputs / "users", self.layout.trash / "users"):
             try:
-                found.update(e.name for e in os.scandir(base) if e.is_dir() and is_user_id(e.name))
+                # NOTE: a symlinked user folder is not a user: fsck sets it aside.
+                found.update(e.name for e in os.scandir(base)
+                             if e.is_dir(follow_symlinks=False) and is_user_id(e.name))
             except FileNotFoundError:
                 pass
         return sorted(found)
@@ -423,7 +425,7 @@ class Store:
         image, sidecar, thumb = self.layout.paths(record)
         side_tmp, thumb_tmp = files
         try:
-            sidecar.parent.mkdir(parents=True, exist_ok=True)
+            safefs.make_dirs(self.layout.root, sidecar.parent)
         except OSError as exc:
             raise storage_error(exc, "creating a day folder") from exc
         publish(side_tmp, sidecar, fsync=False)
@@ -433,7 +435,7 @@ class Store:
         folders = [blob_dir, sidecar.parent]
         if thumb_tmp is not None:
             try:
-                thumb.parent.mkdir(exist_ok=True)
+                safefs.make_dirs(self.layout.root, thumb.parent)
             except OSError as exc:
                 raise storage_error(exc, "creating a thumb folder") from exc
             publish(thumb_tmp, thumb, fsync=False)
@@ -475,6 +477,10 @@ class Store:
         # NOTE: sidecar first: a projection left without one is removed by
         # fsck, while a sidecar left without its projection would be adopted.
         image, sidecar, thumb = self.layout.paths(record)
+        try:
+            safefs.check_inside(self.layout.root, thumb)
+        except CasvaultError:
+            return  # NOTE: a folder on the way is a symlink: nothing of ours was written through it
         for path in (sidecar, image, thumb):
             try:
                 remove(path)
@@ -604,6 +610,8 @@ class Store:
         """
         src_image, src_sidecar, src_thumb = self.layout.paths(old)
         dst_image, dst_sidecar, dst_thumb = self.layout.paths(new)
+        for path in (src_thumb, dst_thumb):
+            safefs.check_inside(self.layout.root, path)
         write_file(src_sidecar, encode_record(new), self.layout.tmp, fsync=self.config.fsync, point="sidecar.write")
         faults.point(f"{point}.after_sidecar")
         moved_dirs: set[Path] = set()
@@ -618,7 +626,7 @@ class Store:
                         if src is src_sidecar:
                             raise
                         continue  # e.g. no thumbnail: nothing to move
-                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    safefs.make_dirs(self.layout.root, dst.parent)
                     os.replace(src, dst)
             except OSError as exc:
                 raise storage_error(exc, f"moving {src.name}") from exc
@@ -649,6 +657,7 @@ class Store:
         """
         for trashed in (True, False):
             image, sidecar, thumb = self.layout.paths(record, trashed)
+            safefs.check_inside(self.layout.root, thumb)
             if remove(sidecar) and point:
                 faults.point(point)
             remove(image)
@@ -664,8 +673,8 @@ class Store:
         for trashed in (record.status == "trash", record.status != "trash"):
             path = self.layout.sidecar_path(record, trashed)
             try:
-                found = decode_record(path.read_bytes())
-            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                found = decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
+            except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
                 continue
             if found.id == record.id and found.owner == record.owner:
                 return found, path
@@ -730,18 +739,21 @@ class Store:
     # --- rebuilding from sidecars --------------------------------------------
 
     def scan_sidecars(self, owner: str) -> Iterator[tuple[Path, Record | None]]:
-        """Every sidecar of ``owner`` in outputs/ and trash/, parsed (None if unreadable)."""
+        """Every sidecar of ``owner`` in outputs/ and trash/, parsed (None if unreadable or not a record).
+
+        Only regular files in real folders are read (:mod:`casvault.safefs`).
+        """
         for trashed in (False, True):
             base = self.layout.user_base(owner, trashed)
-            for dirpath, dirnames, filenames in os.walk(base):
+            for folder, dirnames, filenames, _foreign in safefs.walk(base):
                 dirnames[:] = [d for d in dirnames if d != "thumb"]
                 for name in filenames:
                     if not name.endswith(".json") or not is_id(name[:-5]):
                         continue
-                    path = Path(dirpath) / name
+                    path = folder / name
                     try:
-                        record = decode_record(path.read_bytes())
-                    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                        record = decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
+                    except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
                         yield path, None
                         continue
                     yield path, record
