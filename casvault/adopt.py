@@ -29,7 +29,7 @@ import msgspec
 from . import faults, safefs, thumbs
 from .atomic import fsync_dir, remove, write_file
 from .blobs import blake3_digest, digest
-from .errors import CasvaultError, InvalidInput, ManifestCorrupt, TooLarge, UnsafeFile
+from .errors import CasvaultError, InvalidInput, ManifestCorrupt, UnsafeFile
 from .layout import normalize_time
 from .records import RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, encode_record, now_iso
 from .store import Store, _fill_from_comfy
@@ -219,9 +219,7 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
         return Adopted(str(path), "skipped", owner=owner, reason="already adopted")
     cfg = store.config
     with safefs.open_regular(path) as (fh, st):
-        if st.st_size > cfg.max_upload_bytes:
-            raise TooLarge(f"the file is larger than {cfg.max_upload_bytes} bytes", limit=cfg.max_upload_bytes)
-        data = fh.read(cfg.max_upload_bytes + 1)
+        data = safefs.read_capped(fh, st, cfg.max_upload_bytes)
     mtime = st.st_mtime
     info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels, keep=True)
     old_json, legacy = _legacy(path)

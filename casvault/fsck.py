@@ -31,13 +31,14 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
+from . import safefs
 from .atomic import remove, write_file
 from .blobs import FileBlobStore, digest
 from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
 from .manifest import ManifestState, replay
 from .records import Record, decode_record, encode_record
 from .store import Store
-from .validate import is_id
+from .validate import is_id, is_user_id, sniff
 
 TEMP_AGE = 3600.0  # tmp/ files younger than this may belong to a write in progress
 GC_RUNNING = "a gc is running: the blobs it set aside are left to it"
@@ -65,7 +66,7 @@ KINDS = (
     "manifest_extra",
     "manifest_stale",
     "stray_temp",
-    "stray_file",
+    "foreign",
 )
 
 Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
@@ -81,13 +82,17 @@ class Problem:
     id: str | None = None
     path: str | None = None
     repaired: bool = False
+    lost: bool = False  # the record's image is gone (its sidecar is kept in quarantine/records)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
-        return {
+        data = {
             "kind": self.kind, "user": self.user, "id": self.id, "path": self.path,
             "detail": self.detail, "repaired": self.repaired,
         }
+        if self.lost:
+            data["lost"] = True
+        return data
 
 
 @dataclass
@@ -101,8 +106,13 @@ class Report:
 
     @property
     def clean(self) -> bool:
-        """True when nothing is (left) wrong."""
-        return not (self.problems if self.remaining is None else self.remaining)
+        """True when nothing is (left) wrong and no image was lost in this run."""
+        return not (self.problems if self.remaining is None else self.remaining) and not self.lost
+
+    @property
+    def lost(self) -> list[Problem]:
+        """The records whose image is gone (each names its user and id)."""
+        return [p for p in self.problems if p.lost]
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON: ``{"problems": [...], "checked": {...}, "clean": bool}``."""
@@ -113,6 +123,8 @@ class Report:
         }
         if self.remaining is not None:
             data["remaining"] = [p.as_dict() for p in self.remaining]
+        if self.lost:
+            data["lost"] = [{"user": p.user, "id": p.id} for p in self.lost]
         if self.notes:
             data["notes"] = self.notes
         return data
@@ -131,15 +143,39 @@ class UserFiles:
     temps: list[Path] = field(default_factory=list)
     plain: list[Path] = field(default_factory=list)
     strays: list[Path] = field(default_factory=list)
+    foreign: list[tuple[Path, str]] = field(default_factory=list)  # (path, why): never read, set aside on repair
+
+
+def _our_link(store: Store, path: Path) -> bool:
+    """True for a relative symlink into blobs/ (a projection in symlink link mode)."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return False
+    if os.path.isabs(target):
+        return False
+    resolved = os.path.normpath(os.path.join(path.parent, target))
+    return resolved.startswith(str(store.layout.blobs) + os.sep)
 
 
 def scan_user(store: Store, owner: str) -> UserFiles:
-    """Sort every file under the user's outputs/ and trash/ folders."""
+    """Sort every entry under the user's outputs/ and trash/ folders (never following a symlink).
+
+    Symlinks other than our own projections, FIFOs, devices and sockets go
+    to ``foreign``; nothing is opened here.
+    """
     files = UserFiles()
     legacy: list[Path] = []
     for trashed in (False, True):
-        for dirpath, _dirnames, filenames in os.walk(store.layout.user_base(owner, trashed)):
-            folder = Path(dirpath)
+        for folder, _dirnames, filenames, foreign in safefs.walk(store.layout.user_base(owner, trashed)):
+            for entry in foreign:
+                name = entry.path.name
+                stem, _, ext = name.rpartition(".")
+                if (entry.kind == "symlink" and is_id(stem) and ext in IMAGE_EXTS and folder.name != "thumb"
+                        and _our_link(store, entry.path)):
+                    files.images.setdefault(stem, []).append(entry.path)
+                else:
+                    files.foreign.append((entry.path, entry.reason))
             for name in filenames:
                 path = folder / name
                 stem, _, ext = name.rpartition(".")
@@ -169,30 +205,48 @@ def _agrees(a: Record, b: Record) -> bool:
     )
 
 
-def _read_record(path: Path) -> tuple[Record | None, bool]:
-    """(record, is_json_object) of a sidecar-named file."""
+def _read_record(path: Path) -> tuple[Record | None, bool, str]:
+    """(record, is_legacy_json, why it is not a record) of a sidecar-named file.
+
+    A JSON object with our record's own fields (``owner``, ``sha256``) that
+    does not pass is a bad sidecar, not an older app's JSON.
+    """
     try:
-        raw = path.read_bytes()
-    except OSError:
-        return None, False
+        raw = safefs.read_regular(path, safefs.JSON_MAX_BYTES)
+    except (OSError, CasvaultError) as exc:
+        return None, False, getattr(exc, "message", None) or str(exc)
     try:
-        return decode_record(raw), True
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        pass
+        return decode_record(raw), False, ""
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        why = str(exc)
     try:
-        return None, isinstance(msgspec.json.decode(raw), dict)
+        data = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        return None, False
+        return None, False, why
+    legacy = isinstance(data, dict) and not ("owner" in data and "sha256" in data)
+    return None, legacy, why
 
 
-def _file_sha256(path: Path) -> str | None:
-    """sha256 of a regular file (not following a symlink); None when unreadable or a link."""
+def _file_sha256(path: Path, max_bytes: int = 1 << 62) -> str | None:
+    """sha256 of a regular file (never following a symlink); None when unreadable or not a regular file."""
     try:
-        if path.is_symlink():
-            return None
-        return digest(path.read_bytes())
-    except OSError:
+        return digest(safefs.read_regular(path, max_bytes))
+    except (OSError, CasvaultError):
         return None
+
+
+def _not_an_image(path: Path) -> str | None:
+    """Why a plain file can never be adopted (not a regular file, not an image signature); None if it may be."""
+    try:
+        with safefs.open_regular(path) as (fh, _st):
+            sniff(fh.read(16))
+    except FileNotFoundError:
+        return None
+    except CasvaultError as exc:
+        return exc.message
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return None
 
 
 # --- checking one user ---------------------------------------------------------
@@ -201,8 +255,10 @@ def _file_sha256(path: Path) -> str | None:
 class _UserCheck:
     """Check (and repair) one user's files under that user's lock."""
 
-    def __init__(self, store: Store, owner: str, report: Report, repair: bool, only: set[str] | None) -> None:
+    def __init__(self, store: Store, owner: str, report: Report, repair: bool, only: set[str] | None,
+                 blob_owners: Callable[[], dict[str, set[str]]] | None = None) -> None:
         self.store = store
+        self.blob_owners = blob_owners
         self.layout = store.layout
         self.owner = owner
         self.report = report
@@ -226,6 +282,8 @@ class _UserCheck:
     def run(self) -> bool:
         """Check every file; returns True when the manifest must be rebuilt (repair mode)."""
         files = scan_user(self.store, self.owner)
+        for path, why in files.foreign:
+            self._foreign(path, why)  # NOTE: first: a link swapped in for a projection goes before it is re-made
         state = replay(self.layout.manifest_path(self.owner), self.owner)
         truth: dict[str, Record] = {}
         legacy_ids: set[str] = set()
@@ -254,21 +312,34 @@ class _UserCheck:
                 fix.repaired = True
                 remove(path)
         for path in files.strays:
-            self.problem("stray_file", "a file casvault does not know (left alone)", path=path)
+            self._foreign(path, "a file casvault does not know")
         return self._manifest(state, truth)
+
+    def _foreign(self, path: Path, why: str) -> None:
+        """Report a file another program left; with repair, set it aside (never deleted)."""
+        fix = self.problem("foreign", f"{why}; set aside under quarantine/foreign on repair", path=path)
+        if fix:
+            fix.detail = f"{why}; moved to {safefs.set_aside(self.layout.root, path, why)}"
+            fix.repaired = True
 
     def _truth(self, rid: str, files: UserFiles, legacy_ids: set[str]) -> tuple[Record, Path] | None:
         """The record of ``rid`` and its sidecar's path; bad or duplicate sidecars are dealt with."""
         valid: list[tuple[Path, Record]] = []
         for path in files.sidecars.get(rid, []):
-            record, is_object = _read_record(path)
+            record, legacy, why = _read_record(path)
             if record is not None and record.id == rid and record.owner == self.owner:
-                valid.append((path, record))
-                continue
-            if record is None and is_object and path.is_relative_to(self.layout.outputs):
+                claim = self._claims_foreign_blob(record, files)
+                if claim is None:
+                    valid.append((path, record))
+                    continue
+                why = claim
+            elif record is None and legacy and path.is_relative_to(self.layout.outputs):
                 legacy_ids.add(rid)  # an older app's JSON named like an id: adopted with its image
                 continue
-            why = "does not parse as a record" if record is None else f"names {record.owner}/{record.id}"
+            elif record is None:
+                why = f"does not parse as a record ({why})"
+            else:
+                why = f"names {record.owner}/{record.id}"
             fix = self.problem("bad_sidecar", f"sidecar {why}; moved to quarantine/records", rid, path)
             if fix:
                 fix.repaired = True
@@ -284,6 +355,35 @@ class _UserCheck:
                 fix.repaired = True
                 remove(other)
         return record, path
+
+    def _claims_foreign_blob(self, record: Record, files: UserFiles) -> str | None:
+        """Why a sidecar that names another user's blob without holding its bytes is refused; None when fine.
+
+        A record of this user may name a blob another user holds when this
+        user's manifest already had that blob, or when one of its own
+        projections carries the bytes (an ingest or adoption the manifest
+        has not caught up with). Otherwise the sidecar would hand this user
+        someone else's image by naming its digest.
+        """
+        if self.blob_owners is None:
+            return None
+        others = self.blob_owners().get(record.sha256, set()) - {self.owner}
+        if not others or record.sha256 in self._own_shas():
+            return None
+        blob = str(self.store.blobs.path(record.sha256))
+        for path in files.images.get(record.id, []):
+            if os.path.islink(path):
+                if _our_link(self.store, path) and os.path.realpath(path) == os.path.realpath(blob):
+                    return None
+            elif _file_sha256(path, record.bytes) == record.sha256:
+                return None
+        return "claims a blob of another user without carrying its bytes"
+
+    def _own_shas(self) -> set[str]:
+        shas = getattr(self, "_shas", None)
+        if shas is None:
+            shas = self._shas = {r.sha256 for r in replay(self.layout.manifest_path(self.owner), self.owner).records.values()}
+        return shas
 
     def _check_record(self, record: Record, at: Path, files: UserFiles) -> bool:
         """Check one record with a valid sidecar; False when it was found lost (and removed)."""
@@ -331,9 +431,9 @@ class _UserCheck:
                 if os.path.lexists(dst):
                     remove(src)
                     continue
-                dst.parent.mkdir(parents=True, exist_ok=True)
+                safefs.make_dirs(self.layout.root, dst.parent)
                 os.replace(src, dst)
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        safefs.make_dirs(self.layout.root, sidecar.parent)
         write_file(sidecar, encode_record(record), self.layout.tmp, fsync=self.store.config.fsync)
         remove(at)
 
@@ -360,10 +460,12 @@ class _UserCheck:
         if source is not None:
             fix = self.problem("blob_missing", f"blob missing; its bytes are in {source.name}", rid, path)
             if fix:
-                blobs.put(source.read_bytes(), record.sha256)
+                blobs.put(safefs.read_regular(source, record.bytes), record.sha256)
                 fix.repaired = True
             return True
-        fix = self.problem("blob_missing", "blob missing and no projection holds its bytes: record lost", rid, path)
+        fix = self.problem("blob_missing", "blob missing and no projection holds its bytes: image lost", rid, path)
+        if self.want("blob_missing"):
+            self.report.problems[-1].lost = True
         if fix:
             for p in files.images.get(rid, []) + files.thumbs.get(rid, []):
                 remove(p)
@@ -371,8 +473,9 @@ class _UserCheck:
                 side = self.layout.sidecar_path(record, trashed)
                 if side.exists():
                     self._quarantine_sidecar(side)
-            fix.detail += "; sidecar moved to quarantine/records"
-            fix.repaired = self.changed = True
+            # NOTE: never "repaired": the image is gone until `casvault restore` brings it back.
+            fix.detail += "; sidecar moved to quarantine/records (casvault restore puts it back from a backup)"
+            self.changed = True
             return False
         return True
 
@@ -426,7 +529,7 @@ class _UserCheck:
                 continue
             fix = self.problem("orphan_projection", "trashed projection without a sidecar; bytes kept as a blob", rid, path)
             if fix:
-                data = path.read_bytes()
+                data = safefs.read_regular(path, self.store.config.max_upload_bytes)
                 self.store.blobs.put(data, digest(data))
                 remove(path)
                 fix.repaired = True
@@ -465,6 +568,10 @@ class _UserCheck:
         for rid in sorted(legacy_ids):
             plain.extend(p for p in files.images.get(rid, []) if p.is_relative_to(self.layout.outputs))
         for path in plain:
+            why = _not_an_image(path)
+            if why is not None:
+                self._foreign(path, why)
+                continue
             fix = self.problem("unadopted", "a plain file not yet in the store (casvault reindex --adopt)", path=path)
             if fix:
                 from .adopt import adopt_file
@@ -474,6 +581,10 @@ class _UserCheck:
                 fix.id = result.id
                 if result.reason:
                     fix.detail += f": {result.reason}"
+                if result.status == "failed" and os.path.lexists(path):
+                    # NOTE: it can never be adopted (damaged, too large): set aside, so the next fsck is clean
+                    fix.detail += f"; moved to {safefs.set_aside(self.layout.root, path, result.reason or 'failed')}"
+                    fix.repaired = True
                 self.changed = True
 
     def _manifest(self, state: ManifestState, truth: dict[str, Record]) -> bool:
@@ -505,7 +616,7 @@ class _UserCheck:
 
     def _quarantine_sidecar(self, path: Path) -> None:
         dest = self.layout.root / "quarantine" / "records" / self.owner / f"{path.stem}.{int(time.time())}.json"
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        safefs.make_dirs(self.layout.root, dest.parent)
         os.replace(path, dest)
 
 
@@ -623,9 +734,17 @@ def _check_users(
 ) -> None:
     records = 0
     items: Iterable[str] = progress(owners, len(owners), "checking") if progress else owners
+    cache: dict[str, set[str]] | None = None
+
+    def blob_owners() -> dict[str, set[str]]:
+        nonlocal cache
+        if cache is None:
+            cache = _blob_owners(store)
+        return cache
+
     for owner in items:
         with store.locks.user(owner):
-            user_check = _UserCheck(store, owner, report, repair, only)
+            user_check = _UserCheck(store, owner, report, repair, only, blob_owners)
             rebuild = user_check.run()
         records += user_check.records
         if rebuild:
@@ -634,6 +753,42 @@ def _check_users(
                 if p.user == owner and p.kind.startswith("manifest_") and not p.repaired:
                     p.repaired = True
     report.checked.update(users=len(owners), records=records)
+
+
+def _blob_owners(store: Store) -> dict[str, set[str]]:
+    """sha256 → the users whose manifest names that blob (read without locks)."""
+    owners: dict[str, set[str]] = {}
+    for user in store.users():
+        for record in replay(store.layout.manifest_path(user), user).records.values():
+            owners.setdefault(record.sha256, set()).add(user)
+    return owners
+
+
+def _foreign_top(store: Store) -> list[tuple[Path, str]]:
+    """Entries in outputs/, trash/ and meta/users/ that are not a user's real folder (or outputs/users itself)."""
+    found: list[tuple[Path, str]] = []
+    layout = store.layout
+    for top in (layout.outputs, layout.trash):
+        for _folder, dirs, files, foreign in _one_level(top):
+            found += [(top / name, "not part of the store's layout") for name in files + [d for d in dirs if d != "users"]]
+            found += [(f.path, f.reason) for f in foreign]
+    for base in (layout.outputs / "users", layout.trash / "users", layout.meta / "users"):
+        for _folder, dirs, files, foreign in _one_level(base):
+            found += [(base / name, "not a user folder (the name is not a user id)")
+                      for name in dirs + files if not is_user_id(name) or name in files]
+            found += [(f.path, f.reason) for f in foreign]
+    for user in store.users():
+        path = layout.manifest_path(user)
+        kind = safefs.lkind(path)
+        if kind not in (None, "file"):
+            found.append((path, f"the manifest is a {kind}, not a regular file"))
+    return found
+
+
+def _one_level(base: Path) -> Iterable[tuple[Path, list[str], list[str], list[safefs.Foreign]]]:
+    for entry in safefs.walk(base):
+        yield entry
+        return
 
 
 def _check_global(store: Store, report: Report, repair: bool, only: set[str] | None) -> None:
@@ -648,6 +803,13 @@ def _check_global(store: Store, report: Report, repair: bool, only: set[str] | N
             report.notes.append(GC_RUNNING)
         else:
             report.problems.append(Problem("gc_unfinished", "blobs set aside by an interrupted gc"))
+    if only is None or "foreign" in only:
+        for path, why in _foreign_top(store):
+            p = Problem("foreign", f"{why}; set aside under quarantine/foreign on repair", path=str(path))
+            report.problems.append(p)
+            if repair:
+                p.detail = f"{why}; moved to {safefs.set_aside(store.layout.root, path, why)}"
+                p.repaired = True
     if only is None or "stray_temp" in only:
         for path in _stray_tmp(store):
             p = Problem("stray_temp", "temporary file older than an hour", path=str(path))

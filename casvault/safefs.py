@@ -89,6 +89,23 @@ def open_regular(path: Path) -> Iterator[tuple[BinaryIO, os.stat_result]]:
         yield fh, st
 
 
+def read_capped(fh: BinaryIO, st: os.stat_result, max_bytes: int, name: str = "the file") -> bytes:
+    """The rest of an open regular file, refusing more than ``max_bytes``; raises TooLarge.
+
+    Never allocates more than the file holds (a bigger cap than the file is free).
+    """
+    if st.st_size > max_bytes:
+        raise TooLarge(f"{name} is larger than {max_bytes} bytes", limit=max_bytes)
+    parts = [fh.read(st.st_size + 1)]
+    total = len(parts[0])
+    while total > st.st_size and parts[-1] and total <= max_bytes:  # NOTE: it grew after the fstat
+        parts.append(fh.read(min(1 << 20, max_bytes + 1 - total)))
+        total += len(parts[-1])
+    if total > max_bytes:
+        raise TooLarge(f"{name} is larger than {max_bytes} bytes", limit=max_bytes)
+    return b"".join(parts)
+
+
 def read_regular(path: Path, max_bytes: int) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``.
 
@@ -96,12 +113,7 @@ def read_regular(path: Path, max_bytes: int) -> bytes:
     FileNotFoundError.
     """
     with open_regular(path) as (fh, st):
-        if st.st_size > max_bytes:
-            raise TooLarge(f"{path.name} is larger than {max_bytes} bytes", limit=max_bytes)
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:  # NOTE: a file that grew after the fstat
-        raise TooLarge(f"{path.name} is larger than {max_bytes} bytes", limit=max_bytes)
-    return data
+        return read_capped(fh, st, max_bytes, path.name)
 
 
 @dataclass(frozen=True)

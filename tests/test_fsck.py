@@ -102,7 +102,10 @@ def test_blob_and_projection_gone_is_reported_lost_and_sidecar_kept_aside(fstore
     fstore.layout.image_path(lost).unlink()
     report = repaired_clean(fstore)
     problem = next(p for p in report.problems if p.kind == "blob_missing")
-    assert problem.id == lost.id and "lost" in problem.detail and problem.repaired
+    # a lost image is never "repaired": the run says so, names user and id, and is not clean
+    assert problem.id == lost.id and problem.user == OWNER and "lost" in problem.detail
+    assert problem.lost and not problem.repaired and not report.clean
+    assert report.as_dict()["lost"] == [{"user": OWNER, "id": lost.id}]
     assert not fstore.layout.sidecar_path(lost).exists()
     kept = list((fstore.layout.root / "quarantine" / "records" / OWNER).glob(f"{lost.id}.*.json"))
     assert len(kept) == 1 and decode_record(kept[0].read_bytes()).sha256 == lost.sha256
