@@ -33,7 +33,7 @@ from .errors import CasvaultError, InvalidInput, ManifestCorrupt, UnsafeFile
 from .layout import normalize_time
 from .records import RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, encode_record, now_iso
 from .store import Store, _fill_from_comfy
-from .validate import FIELD_MAX_LEN, check_image, check_tags, check_text, is_id, is_user_id
+from .validate import FIELD_MAX_LEN, check_image, check_tags, check_text, is_id, is_user_id, sniff
 
 IMAGE_EXTS = ("png", "jpg", "webp")
 KIND_OF_DIR = {"controls": "control", "inputs": "input"}
@@ -121,8 +121,22 @@ def candidates(store: Store, owners: Iterable[str] | None = None) -> Iterator[Pa
             dirnames[:] = [d for d in dirnames if d != "thumb"]
             for name in filenames:
                 path = folder / name
-                if is_plain(path):
+                if is_plain(path) and why_not_adoptable(path) is None:
                     yield path
+
+
+def why_not_adoptable(path: Path) -> str | None:
+    """Why a plain file can never be adopted (not a regular file, no image signature); None when it may be."""
+    try:
+        with safefs.open_regular(path) as (fh, _st):
+            sniff(fh.read(16))
+    except FileNotFoundError:
+        return None
+    except CasvaultError as exc:
+        return exc.message
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return None
 
 
 def ensure_projection(store: Store, record: Record, dest: Path) -> None:

@@ -38,7 +38,7 @@ from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
 from .manifest import ManifestState, replay
 from .records import Record, decode_record, encode_record
 from .store import Store
-from .validate import is_id, is_user_id, sniff
+from .validate import is_id, is_user_id
 
 TEMP_AGE = 3600.0  # tmp/ files younger than this may belong to a write in progress
 GC_RUNNING = "a gc is running: the blobs it set aside are left to it"
@@ -233,20 +233,6 @@ def _file_sha256(path: Path, max_bytes: int = 1 << 62) -> str | None:
         return digest(safefs.read_regular(path, max_bytes))
     except (OSError, CasvaultError):
         return None
-
-
-def _not_an_image(path: Path) -> str | None:
-    """Why a plain file can never be adopted (not a regular file, not an image signature); None if it may be."""
-    try:
-        with safefs.open_regular(path) as (fh, _st):
-            sniff(fh.read(16))
-    except FileNotFoundError:
-        return None
-    except CasvaultError as exc:
-        return exc.message
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
-    return None
 
 
 # --- checking one user ---------------------------------------------------------
@@ -568,7 +554,7 @@ class _UserCheck:
         for rid in sorted(legacy_ids):
             plain.extend(p for p in files.images.get(rid, []) if p.is_relative_to(self.layout.outputs))
         for path in plain:
-            why = _not_an_image(path)
+            why = _why_not_adoptable(path)
             if why is not None:
                 self._foreign(path, why)
                 continue
@@ -753,6 +739,12 @@ def _check_users(
                 if p.user == owner and p.kind.startswith("manifest_") and not p.repaired:
                     p.repaired = True
     report.checked.update(users=len(owners), records=records)
+
+
+def _why_not_adoptable(path: Path) -> str | None:
+    from .adopt import why_not_adoptable  # NOTE: adopt imports store, as fsck does; kept lazy like adopt_file
+
+    return why_not_adoptable(path)
 
 
 def _blob_owners(store: Store) -> dict[str, set[str]]:
