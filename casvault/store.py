@@ -577,6 +577,16 @@ class Store:
             self.log_events(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
         return record
 
+    def place_record(self, record: Record, thumb_bytes: bytes | None, *, point: str) -> None:
+        """Write a checked record whose blob is stored: sidecar, projection, thumbnail, then its manifest line.
+
+        Call under the owner's lock (restore). On any failure the files
+        already written are taken back and the error is raised: nothing
+        half-written stays.
+        """
+        self._materialize_or_discard(record, thumb_bytes, point)
+        self.log_events(record.owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
+
     # --- trash, restore, purge, metadata -------------------------------------
 
     def trash(self, owner: str, rid: str, kind: str | None = None) -> Record:
