@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from . import safefs
+from . import safefs, sidecars
 from .atomic import remove, write_file
 from .blobs import FileBlobStore, digest
 from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
@@ -245,6 +245,7 @@ class _UserCheck:
                  blob_owners: Callable[[], dict[str, set[str]]] | None = None) -> None:
         self.store = store
         self.blob_owners = blob_owners
+        self._shas: set[str] | None = None  # the blobs this user's manifest names (read once, when needed)
         self.layout = store.layout
         self.owner = owner
         self.report = report
@@ -343,33 +344,12 @@ class _UserCheck:
         return record, path
 
     def _claims_foreign_blob(self, record: Record, files: UserFiles) -> str | None:
-        """Why a sidecar that names another user's blob without holding its bytes is refused; None when fine.
-
-        A record of this user may name a blob another user holds when this
-        user's manifest already had that blob, or when one of its own
-        projections carries the bytes (an ingest or adoption the manifest
-        has not caught up with). Otherwise the sidecar would hand this user
-        someone else's image by naming its digest.
-        """
+        """Why a sidecar naming another user's blob without its bytes is refused (:mod:`casvault.sidecars`)."""
         if self.blob_owners is None:
             return None
-        others = self.blob_owners().get(record.sha256, set()) - {self.owner}
-        if not others or record.sha256 in self._own_shas():
-            return None
-        blob = str(self.store.blobs.path(record.sha256))
-        for path in files.images.get(record.id, []):
-            if os.path.islink(path):
-                if _our_link(self.store, path) and os.path.realpath(path) == os.path.realpath(blob):
-                    return None
-            elif _file_sha256(path, record.bytes) == record.sha256:
-                return None
-        return "claims a blob of another user without carrying its bytes"
-
-    def _own_shas(self) -> set[str]:
-        shas = getattr(self, "_shas", None)
-        if shas is None:
-            shas = self._shas = {r.sha256 for r in replay(self.layout.manifest_path(self.owner), self.owner).records.values()}
-        return shas
+        if self._shas is None:
+            self._shas = {r.sha256 for r in replay(self.layout.manifest_path(self.owner), self.owner).records.values()}
+        return sidecars.blob_claim(self.store, record, self._shas, files.images.get(record.id, []), self.blob_owners)
 
     def _check_record(self, record: Record, at: Path, files: UserFiles) -> bool:
         """Check one record with a valid sidecar; False when it was found lost (and removed)."""
@@ -725,7 +705,7 @@ def _check_users(
     def blob_owners() -> dict[str, set[str]]:
         nonlocal cache
         if cache is None:
-            cache = _blob_owners(store)
+            cache = sidecars.blob_owners(store)
         return cache
 
     for owner in items:
@@ -745,15 +725,6 @@ def _why_not_adoptable(path: Path) -> str | None:
     from .adopt import why_not_adoptable  # NOTE: adopt imports store, as fsck does; kept lazy like adopt_file
 
     return why_not_adoptable(path)
-
-
-def _blob_owners(store: Store) -> dict[str, set[str]]:
-    """sha256 → the users whose manifest names that blob (read without locks)."""
-    owners: dict[str, set[str]] = {}
-    for user in store.users():
-        for record in replay(store.layout.manifest_path(user), user).records.values():
-            owners.setdefault(record.sha256, set()).add(user)
-    return owners
 
 
 def _foreign_top(store: Store) -> list[tuple[Path, str]]:

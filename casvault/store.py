@@ -771,15 +771,31 @@ class Store:
     def rebuild_manifest(self, owner: str) -> int:
         """Rewrite ``owner``'s manifest from the sidecars (the sidecars are the truth).
 
-        Purges logged in the old manifest but not finished are finished first.
-        Returns the number of records. Takes the user's lock.
+        Purges logged in the old manifest but not finished are finished first;
+        a sidecar that names another user's blob without carrying its bytes
+        is left out (:mod:`casvault.sidecars`). Returns the number of
+        records. Takes the user's lock.
         """
+        from . import sidecars  # NOTE: sidecars reads manifests, which this module also imports
+
         with self.locks.user(owner):
-            purged = self._logged_purges(owner)
+            old = replay(self.layout.manifest_path(owner), owner)
+            purged = old.purged
+            own_shas = {r.sha256 for r in old.records.values()}
+            others: dict[str, set[str]] = {}
+
+            def blob_owners() -> dict[str, set[str]]:
+                if not others:
+                    others.update(sidecars.blob_owners(self))
+                return others
+
             records = []
             for path, record in self.scan_sidecars(owner):
                 if record is None or record.owner != owner or record.id != path.stem:
                     continue
+                image = path.with_name(f"{record.id}.{record.ext}")
+                if sidecars.blob_claim(self, record, own_shas, [image], blob_owners):
+                    continue  # NOTE: left out, not deleted: fsck and reindex quarantine and report it
                 if record.id in purged:
                     self.remove_files(record)
                     continue
@@ -790,9 +806,6 @@ class Store:
             self.sync_record_index(owner)
             return len(records)
 
-    def _logged_purges(self, owner: str) -> set[str]:
-        """Ids the manifest purged and no later event re-created (damaged lines tolerated)."""
-        return replay(self.layout.manifest_path(owner), owner).purged
 
 
 def _fill_from_comfy(data: bytes, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
