@@ -655,6 +655,9 @@ def check(
     report = Report()
     if repair:
         _finish_interrupted(store, report, only)
+    if owners is None:
+        # NOTE: first, so that no user check reads through a planted link or FIFO (a manifest swapped for one).
+        _check_foreign_top(store, report, repair, only)
     chosen = sorted(owners) if owners is not None else store.users()
     if scrub:
         _scrub(store, chosen, use_sha256, report, progress)
@@ -663,6 +666,8 @@ def check(
         _check_global(store, report, repair, only)
     if repair:
         again = Report()
+        if owners is None:
+            _check_foreign_top(store, again, False, only)
         _check_users(store, chosen, again, False, only, None)
         if owners is None:
             _check_global(store, again, False, only)
@@ -754,6 +759,18 @@ def _one_level(base: Path) -> Iterable[tuple[Path, list[str], list[str], list[sa
         return
 
 
+def _check_foreign_top(store: Store, report: Report, repair: bool, only: set[str] | None) -> None:
+    """Report (and with repair set aside) what is not a user's real folder in outputs/, trash/, meta/users/."""
+    if only is not None and "foreign" not in only:
+        return
+    for path, why in _foreign_top(store):
+        p = Problem("foreign", f"{why}; set aside under quarantine/foreign on repair", path=str(path))
+        report.problems.append(p)
+        if repair:
+            p.detail = f"{why}; moved to {safefs.set_aside(store.layout.root, path, why)}"
+            p.repaired = True
+
+
 def _check_global(store: Store, report: Report, repair: bool, only: set[str] | None) -> None:
     for journal in _merge_journals(store):
         if not repair and (only is None or "merge_unfinished" in only):
@@ -766,13 +783,6 @@ def _check_global(store: Store, report: Report, repair: bool, only: set[str] | N
             report.notes.append(GC_RUNNING)
         else:
             report.problems.append(Problem("gc_unfinished", "blobs set aside by an interrupted gc"))
-    if only is None or "foreign" in only:
-        for path, why in _foreign_top(store):
-            p = Problem("foreign", f"{why}; set aside under quarantine/foreign on repair", path=str(path))
-            report.problems.append(p)
-            if repair:
-                p.detail = f"{why}; moved to {safefs.set_aside(store.layout.root, path, why)}"
-                p.repaired = True
     if only is None or "stray_temp" in only:
         for path in _stray_tmp(store):
             p = Problem("stray_temp", "temporary file older than an hour", path=str(path))
