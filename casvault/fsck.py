@@ -315,7 +315,7 @@ class _UserCheck:
         for path in files.sidecars.get(rid, []):
             record, legacy, why = _read_record(path)
             if record is not None and record.id == rid and record.owner == self.owner:
-                claim = self._claims_foreign_blob(record, files)
+                claim = sidecars.refusal(record) or self._claims_foreign_blob(record, files)
                 if claim is None:
                     valid.append((path, record))
                     continue

@@ -17,14 +17,25 @@ from typing import TYPE_CHECKING, Callable
 
 from . import safefs
 from .blobs import digest
-from .errors import CasvaultError
+from .errors import CasvaultError, InvalidInput
 from .manifest import replay
 from .records import Record
+from .validate import check_record
 
 if TYPE_CHECKING:
     from .store import Store
 
 CLAIM = "claims a blob of another user without carrying its bytes"
+SIDECAR_MAX_RECORD_BYTES = 1 << 62  # NOTE: the upload limit may have been lowered since the ingest
+
+
+def refusal(record: Record) -> str | None:
+    """Why a decoded sidecar is not a record the store accepts (ids, digests, size, status, tags); None if it is."""
+    try:
+        check_record(record, max_bytes=SIDECAR_MAX_RECORD_BYTES, text=False)
+    except InvalidInput as exc:
+        return exc.message
+    return None
 
 
 def blob_owners(store: Store) -> dict[str, set[str]]:

@@ -794,7 +794,7 @@ class Store:
                 if record is None or record.owner != owner or record.id != path.stem:
                     continue
                 image = path.with_name(f"{record.id}.{record.ext}")
-                if sidecars.blob_claim(self, record, own_shas, [image], blob_owners):
+                if sidecars.refusal(record) or sidecars.blob_claim(self, record, own_shas, [image], blob_owners):
                     continue  # NOTE: left out, not deleted: fsck and reindex quarantine and report it
                 if record.id in purged:
                     self.remove_files(record)

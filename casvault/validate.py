@@ -211,12 +211,14 @@ def check_image(
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def check_record(record: object, *, max_bytes: int) -> None:
+def check_record(record: object, *, max_bytes: int, text: bool = True) -> None:
     """Check a record read from outside (a backup, a sidecar) as ingest checks its fields.
 
-    Ids, owner, digests, size, status, tags, file name and text fields; the
-    times are checked when the record is decoded, and the mime against the
-    bytes by the caller (``check_image``). Raises InvalidInput naming the field.
+    Ids, owner, digests, size, status, tags, and with ``text`` the file name
+    and text fields (a sidecar on disk is checked without them: older
+    adoptions kept file names as found); the times are checked when the
+    record is decoded, and the mime against the bytes by the caller
+    (``check_image``). Raises InvalidInput naming the field.
     """
     get = lambda name: getattr(record, name, None)  # noqa: E731
     if not is_id(get("id")):
@@ -241,6 +243,8 @@ def check_record(record: object, *, max_bytes: int) -> None:
     tags = get("tags")
     if check_tags(tags) != tags:
         raise InvalidInput("tags must be distinct, trimmed, non-empty strings", field="tags")
+    if not text:
+        return
     name = get("original_filename")
     if name is not None and check_filename(name) != name:
         raise InvalidInput("original_filename must be a bare file name", field="original_filename")

@@ -427,3 +427,20 @@ def test_foreign_files_are_reported_once_set_aside_and_the_next_fsck_is_clean(fs
     notes_note = next(aside.rglob("notes.txt.note")).read_text()
     assert "PNG, JPEG or WebP" in notes_note and "outputs/users" in notes_note
     assert fstore.layout.image_path(rec).exists()
+
+
+def test_a_sidecar_with_bad_fields_is_quarantined_by_reindex(fstore, runner):
+    """Reindex validates what it indexes: a bad status, digest or tag list is set aside, not listed."""
+    rec = fstore.ingest(make_png(seed=84), OWNER).record
+    bad = {
+        plant_sidecar(fstore, rec, status="gone"): "status",
+        plant_sidecar(fstore, rec, blake3="../../etc/passwd"): "blake3",
+        plant_sidecar(fstore, rec, tags=[f"t{i}" for i in range(20_001)]): "tags",
+        plant_sidecar(fstore, rec, bytes=-1): "bytes",
+    }
+    res = runner.invoke(main, ["--root", str(fstore.layout.root), "reindex", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    aside = {p["id"]: p["detail"] for p in json.loads(res.output)["set_aside"]}
+    assert set(aside) == set(bad) and all(field in aside[rid] for rid, field in bad.items())
+    assert set(Store(fstore.config).index(OWNER).records) == {rec.id}
+    assert fsck.check(Store(fstore.config)).clean
