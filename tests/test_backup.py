@@ -338,7 +338,8 @@ def test_restore_refuses_archives_that_are_links_fifos_or_huge_claims(fstore, tm
     report = backup.restore(fresh, out)
     reasons = {f["archive"]: f["reason"] for f in report.failed}
     assert "symlink" in reasons["2026-11-01.tar"] and "FIFO" in reasons["2026-11-02.tar"]
-    assert any("claims" in f["reason"] or "damaged" in f["reason"] for f in report.failed if f["archive"] == "2026-11-04.tar")
+    claimed = [f for f in report.failed if f.get("member") == "records/u-bob/huge.json"]
+    assert claimed[0]["reason"] == f"member claims {8 << 30} bytes (limit {16 << 20})"
     assert report.restored == 2 and f"{40:032x}" in report.ids
 
 
