@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
+import blake3
 import pytest
 
 from casvault import fsck
@@ -211,14 +215,6 @@ def test_restore_writes_the_blob_under_the_users_lock(fstore, tmp_path):
 
 
 # --- hostile backups and repairs (issues 11 and 12) -------------------------------------------------
-
-import hashlib  # noqa: E402
-import io  # noqa: E402
-import tarfile  # noqa: E402
-
-import blake3  # noqa: E402
-
-from casvault.records import encode_record  # noqa: E402
 
 EVIL = "u-mallory"
 
