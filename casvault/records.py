@@ -185,7 +185,7 @@ def check_time(value: object, name: str = "created_at") -> None:
         dt = datetime.fromisoformat(value)  # type: ignore[arg-type]
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
-        ok = _EARLIEST <= dt <= _LATEST
+        ok = 1 < dt.year < 9999 or _EARLIEST <= dt <= _LATEST  # NOTE: the year test alone is the fast path
     except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
