@@ -277,9 +277,7 @@ def open_for_restore(config: Config, src: Path, *, dry_run: bool = False) -> tup
     tz = meta.get("partition_tz", "UTC")
     if not isinstance(tz, str):
         raise InvalidInput("the backup's partition_tz is not a time zone name", field="partition_tz")
-    settings = config.with_(partition_tz=tz)
-    settings.check()
-    return Store(settings, create=True), True
+    return Store.init(config, partition_tz=tz)
 
 
 def restore(
