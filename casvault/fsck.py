@@ -591,7 +591,8 @@ class _UserCheck:
 
 def _merge_journals(store: Store) -> list[Path]:
     folder = store.layout.meta / "merges"
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+    # NOTE: regular files only: a planted link or FIFO named like a journal is never read
+    return [p for p in sorted(folder.glob("*.json")) if safefs.lkind(p) == "file"] if folder.is_dir() else []
 
 
 def _stray_tmp(store: Store) -> list[Path]:
@@ -743,7 +744,8 @@ def _foreign_top(store: Store) -> list[tuple[Path, str]]:
     for base in (layout.outputs / "users", layout.trash / "users", layout.meta / "users"):
         for _folder, dirs, files, foreign in _one_level(base):
             found += [(base / name, "not a user folder (the name is not a user id)")
-                      for name in dirs + files if not is_user_id(name) or name in files]
+                      for name in dirs if not is_user_id(name)]
+            found += [(base / name, "a file where only user folders belong") for name in files]
             found += [(f.path, f.reason) for f in foreign]
     for user in store.users():
         path = layout.manifest_path(user)
