@@ -13,12 +13,19 @@ the same bytes and is not rewritten; a blob already in the folder is not
 copied again. A day is the partition day (the store's time zone) of
 ``created_at``; a record belongs to the day it was made, active or trash.
 
-Restore reads archives in a day range into an empty or a live root: every
-blob is verified (sha256) before use, records the root already has (or has
-purged, or a merge moved to another user) are left alone, new ones are
-written in the normal order (blob → sidecar → projection and thumbnail →
-manifest line, all under the user's lock). A dry run reports the same
-without writing.
+Restore reads archives in a day range into a new, empty or live root. A
+backup folder is another's files: it is read by the rule of
+:mod:`casvault.safefs` (no link, FIFO or device is followed or read, sizes
+are capped, tar members claiming more than a sidecar's cap are refused).
+Every record is checked as an ingest checks it, the mime and pixel size
+against the bytes too; a bad one is reported with its reason and the rest
+go on. A blob comes from the backup, verified (sha256), unless the owner
+already holds those exact bytes here. New records are written in the
+store's one write order (:meth:`Store.place_record`, under the user's
+lock), whole or not at all; records the root already has get back a
+missing, damaged or quarantined blob, projection and thumbnail; records
+the root purged, or a merge moved to another user, are left alone. A dry
+run reports the same without writing.
 """
 
 from __future__ import annotations
@@ -408,7 +415,7 @@ class _Context:
 def _backup_blob(src: Path, record: Record, max_bytes: int) -> bytes | None:
     """The backup's copy of a record's blob, verified; None when the backup does not carry it.
 
-    Raises IntegrityError-like InvalidInput when the copy is damaged or not a regular file.
+    Raises InvalidInput when the copy is damaged, too large or not a regular file.
     """
     path = blob_path(src, record.sha256)
     try:
