@@ -458,6 +458,36 @@ def _projection_ok(store: Store, record: Record) -> bool:
         return False
 
 
+def _quarantined(store: Store, record: Record) -> Record | None:
+    """The newest sidecar fsck set aside for this record (its latest tags and status), if it is the same image.
+
+    fsck moves the sidecar of a record whose image was lost to
+    ``quarantine/records/<owner>/<id>.<time>.json``; it is newer than the
+    backup. Used only when it names the same owner, id and bytes and passes
+    the same checks.
+    """
+    folder = store.layout.root / "quarantine" / "records" / record.owner
+    found: list[tuple[int, Path]] = []
+    for _folder, _dirs, files, _foreign in safefs.walk(folder):
+        for name in files:
+            rid, _, rest = name.partition(".")
+            stamp = rest.removesuffix(".json")
+            if rid == record.id and rest.endswith(".json") and stamp.isdigit():
+                found.append((int(stamp), folder / name))
+        break
+    for _stamp, path in sorted(found, reverse=True):
+        try:
+            kept = decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
+            check_record(kept, max_bytes=store.config.max_upload_bytes)
+        except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        same = (kept.id, kept.owner, kept.kind, kept.sha256, kept.bytes, kept.mime)
+        if same == (record.id, record.owner, record.kind, record.sha256, record.bytes, record.mime):
+            normal = normalize_time(kept.created_at)
+            return kept if normal == kept.created_at else evolve(kept, created_at=normal)
+    return None
+
+
 def _restore_record(ctx: _Context, record: Record) -> None:
     """Restore one checked record, or put back what it lost; raises CasvaultError with the reason."""
     store, report = ctx.store, ctx.report
@@ -481,6 +511,7 @@ def _restore_record(ctx: _Context, record: Record) -> None:
     if current is not None:
         _repair(ctx, current[0])
         return
+    record = _quarantined(store, record) or record
     data = _backup_blob(ctx.src, record, cfg.max_upload_bytes)
     if data is None:
         # NOTE: naming a digest is not holding its bytes: without a copy in

@@ -360,6 +360,7 @@ def test_restore_makes_a_store_with_a_corrupted_blob_whole_again(fstore, runner,
     out = tmp_path / "backup"
     assert runner.invoke(main, ["--root", root, "backup", "--from", "2026-11-01", "--to", "2026-11-01", "--out",
                                 str(out)], catch_exceptions=False).exit_code == 0
+    fstore.update_meta(A, rec.id, tags=["keep", "after the backup"])  # newer than the backup
     good = corrupt(fstore, rec.sha256)
     res = runner.invoke(main, ["--root", root, "fsck", "--scrub"], catch_exceptions=False)
     assert res.exit_code == 1
@@ -378,7 +379,7 @@ def test_restore_makes_a_store_with_a_corrupted_blob_whole_again(fstore, runner,
     assert res.exit_code == 0, res.output
     store = Store(fstore.config)
     back = store.get(A, rec.id)
-    assert (back.tags, back.created_at) == (["keep"], rec.created_at)
+    assert (back.tags, back.created_at) == (["keep", "after the backup"], rec.created_at)  # not the backup's tags
     assert store.layout.image_path(back).read_bytes() == good
     assert store.layout.image_path(store.get(B, twin.id)).read_bytes() == good
     assert store.get(A, other.id).sha256 == other.sha256
