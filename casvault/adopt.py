@@ -31,7 +31,9 @@ from .atomic import fsync_dir, remove, write_file
 from .blobs import blake3_digest, digest
 from .errors import CasvaultError, InvalidInput, ManifestCorrupt, UnsafeFile
 from .layout import normalize_time
-from .records import RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, encode_record, now_iso
+from .records import (
+    RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, check_time, decode_record, encode_record, now_iso,
+)
 from .store import Store, _fill_from_comfy
 from .validate import FIELD_MAX_LEN, check_image, check_tags, check_text, is_id, is_user_id, sniff
 
@@ -190,7 +192,9 @@ def _legacy_fields(kind: str, legacy: dict[str, Any]) -> tuple[dict[str, Any], d
             elif key == "tags":
                 fields["tags"] = check_tags(value)
             elif key == "created_at":
-                fields["created_at"] = normalize_time(str(value))
+                created = normalize_time(str(value))
+                check_time(created)  # NOTE: else the record refuses it: the file's time is used
+                fields["created_at"] = created
             elif key not in ("id", "owner", "sha256", "bytes", "mime", "status", "thumb", "kind"):
                 rest[key] = value
         except (InvalidInput, ValueError, TypeError):

@@ -44,6 +44,7 @@ from .records import (
     Record,
     RestoreEvent,
     TrashEvent,
+    check_time,
     decode_record,
     encode_record,
     evolve,
@@ -322,8 +323,10 @@ class Store:
         )
         try:
             created = normalize_time(created_at)
+            check_time(created)  # NOTE: the record's own rule: a time every partition zone can show
         except (ValueError, TypeError):
-            raise InvalidInput("created_at must be ISO 8601", field="created_at") from None
+            raise InvalidInput("created_at must be an ISO 8601 time between the years 1 and 9999",
+                               field="created_at") from None
         staged = None
         if isinstance(self.blobs, FileBlobStore) and 0 < len(data) <= self.config.max_upload_bytes:
             # NOTE: the original is hashed and written to a durable temp file in

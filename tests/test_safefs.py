@@ -349,3 +349,25 @@ def test_links_fifos_and_devices_everywhere_leave_the_outside_untouched(config, 
         assert not os.path.lexists(path)  # set aside, not followed
     aside = [p for p in (root / "quarantine" / "foreign").rglob("*") if p.is_symlink()]
     assert {os.readlink(p) for p in aside} >= {str(secret), str(outside / "tree"), str(outside / "w"), "/dev/zero"}
+
+
+# --- times a record can hold -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T00:00:00+00:00", "0001-01-01T00:00:00+00:00", "garbage"])
+def test_ingest_and_adopt_refuse_times_no_zone_can_show(config, when):
+    """A time at the very ends of the calendar is refused by ingest (400) and ignored by adopt (file time)."""
+    from casvault.errors import InvalidInput
+
+    store = Store(config.with_(fsync=False, partition_tz="Asia/Seoul"))
+    with pytest.raises(InvalidInput):
+        store.ingest(make_png(seed=70), A, created_at=when)
+    day = store.layout.outputs / "users" / A / "2026" / "11" / "29"
+    day.mkdir(parents=True)
+    (day / "old.png").write_bytes(make_png(seed=71))
+    (day / "old.json").write_text(json.dumps({"created_at": when, "prompt": "kept"}))
+    result = adopt.adopt_tree(store).items[0]
+    assert result.status == "adopted", result
+    record = Store(store.config).get(A, result.id)
+    assert record.prompt == "kept" and record.created_at[:4] not in ("0001", "9999")
+    assert record.source["legacy"]["created_at"] == when
