@@ -58,12 +58,12 @@ def why_not_regular(mode: int) -> str:
     return f"a {kind}, not a regular file"
 
 
-@contextlib.contextmanager
-def open_regular(path: Path) -> Iterator[tuple[BinaryIO, os.stat_result]]:
-    """Open ``path`` for reading only if it is a regular file; yields (file, stat).
+def open_file(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    """``path`` opened for reading if it is a regular file: (file, stat); the caller closes the file.
 
-    Never follows a symlink in the last component, never blocks on a FIFO.
-    Raises UnsafeFile for anything else, FileNotFoundError when missing.
+    Never follows a symlink in the last component, never blocks on a FIFO,
+    never opens a device. Raises UnsafeFile for anything but a regular
+    file, FileNotFoundError when missing.
     """
     # NOTE: lstat first, so a device node is never even opened (opening one
     # can have effects); the fstat after the open catches a swap in between.
@@ -81,10 +81,16 @@ def open_regular(path: Path) -> Iterator[tuple[BinaryIO, os.stat_result]]:
         if not stat.S_ISREG(st.st_mode):
             raise UnsafeFile(f"{path.name}: {why_not_regular(st.st_mode)}", path=str(path), kind=kind_of(st.st_mode))
         os.set_blocking(fd, True)
-        fh = os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb"), st
     except BaseException:
         os.close(fd)
         raise
+
+
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+    """:func:`open_file` as a context manager that closes the file."""
+    fh, st = open_file(path)
     with fh:
         yield fh, st
 
