@@ -255,6 +255,20 @@ class Store:
 
     # --- ingest -------------------------------------------------------------
 
+    def find_duplicate(self, owner: str, sha256: str, original_filename: str | None, kind: str) -> str | None:
+        """The id of ``owner``'s record (any status) of the same bytes, file name and kind, or None.
+
+        The one rerun-safety rule of ``casvault ingest``, comfy-sync and
+        ``if_exists=skip``: the same bytes as another kind (a control of a
+        generated image) are not a duplicate.
+        """
+        idx = self.index(owner)
+        for rid in sorted(idx.by_sha.get(sha256, ())):
+            record = idx.records.get(rid)
+            if record is not None and record.original_filename == original_filename and record.kind == kind:
+                return rid
+        return None
+
     def ingest(
         self,
         data: bytes,
@@ -271,6 +285,7 @@ class Store:
         tags: list[str] | str | None = None,
         source: dict[str, Any] | None = None,
         make_thumb: bool = True,
+        keep_folder: bool = False,
     ) -> IngestResult:
         """Validate and store an image for ``owner``; returns the new record.
 
@@ -282,7 +297,7 @@ class Store:
             raise InvalidInput("kind must be generated, control or input", field="kind")
         fields = self._check_fields(
             kind,
-            original_filename=original_filename,
+            original_filename=check_filename(original_filename, keep_folder),
             workflow_id=workflow_id,
             aspect_ratio=aspect_ratio,
             seed=seed,
@@ -370,7 +385,7 @@ class Store:
         return IngestResult(record, new_blob, in_trash)
 
     def _check_fields(self, kind: str, **raw: Any) -> dict[str, Any]:
-        fields: dict[str, Any] = {"original_filename": check_filename(raw["original_filename"])}
+        fields: dict[str, Any] = {"original_filename": raw["original_filename"]}
         if kind != "generated":
             return fields
         seed = raw["seed"]

@@ -73,16 +73,22 @@ def test_sync_twice_ingests_each_image_once_with_seed_prompt_and_owner(store: St
     result = run_cli(runner, store, "--url", fake.url, "--once", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert (report["prompts_seen"], report["prompts_synced"], report["images_ingested"]) == (6, 6, 4)
-    assert {s["prompt_id"] for s in report["skipped"]} == {no_owner, bad_owner, failed}
+    # The job with no owner waits for one; the failed job gives what it saved.
+    assert (report["prompts_seen"], report["prompts_synced"], report["images_ingested"]) == (6, 5, 5)
+    assert {s["prompt_id"] for s in report["skipped"]} == {no_owner, bad_owner}
     assert report["errors"] == []
+    assert [i["outcome"] for i in report["ingested"] if i["prompt_id"] == failed] == ["failed"]
 
     expected = expected_by_name()
     alice, bob = records(store, ALICE), records(store, BOB)
-    assert sorted(alice) == ["ComfyUI_00001_.png", "ComfyUI_00003_.png", "ComfyUI_00004_.png"]
+    assert sorted(alice) == ["ComfyUI_00001_.png", "ComfyUI_00005_.png", "sdxl/ComfyUI_00003_.png",
+                             "sdxl/ComfyUI_00004_.png"]
+    assert alice["ComfyUI_00005_.png"].tags == ["comfyui:failed"] and alice["ComfyUI_00001_.png"].tags == []
     assert sorted(bob) == ["ComfyUI_00002_.png"]  # the temp preview was not fetched
     for name, record in {**alice, **bob}.items():
-        seed, prompt, negative = expected[name]
+        seed, prompt, negative = expected[name.rsplit("/", 1)[-1]]
+        if seed is None:
+            continue
         assert record.seed == seed, name
         assert record.prompt is not None and record.prompt.startswith(prompt), name
         assert record.negative_prompt == negative, name
@@ -90,7 +96,7 @@ def test_sync_twice_ingests_each_image_once_with_seed_prompt_and_owner(store: St
     assert alice["ComfyUI_00001_.png"].created_at == finished_at(fake, p1)
     assert bob["ComfyUI_00002_.png"].created_at == finished_at(fake, p2)
     # The bytes stored are ComfyUI's file, unchanged.
-    stored = store.read_original(alice["ComfyUI_00003_.png"])
+    stored = store.read_original(alice["sdxl/ComfyUI_00003_.png"])
     assert stored == (fake.output_dir / "sdxl" / "ComfyUI_00003_.png").read_bytes()
     assert not any("temp" in r for r in fake.requests if r.startswith("/view"))
 
@@ -100,7 +106,7 @@ def test_sync_twice_ingests_each_image_once_with_seed_prompt_and_owner(store: St
     again = json.loads(result.output)
     assert (again["prompts_seen"], again["prompts_synced"], again["images_ingested"], again["skipped"]) == (6, 0, 0, [])
     assert [r for r in fake.requests if r.startswith("/view")] == views  # nothing fetched twice
-    assert len(records(store, ALICE)) == 3 and len(records(store, BOB)) == 1
+    assert len(records(store, ALICE)) == 4 and len(records(store, BOB)) == 1
 
     # A new job is picked up alone; the text report says what happened.
     add(fake, {"owner_id": CAROL}, ("ComfyUI_00005_.png", ""))
@@ -111,7 +117,7 @@ def test_sync_twice_ingests_each_image_once_with_seed_prompt_and_owner(store: St
     assert (carol.seed, carol.prompt, carol.source) == (None, None, None)  # saved with --disable-metadata
 
     state = json.loads(state_path(store).read_text())
-    assert [pid for pid, _ in state["synced"]][:2] == [p1, p2]
+    assert [key.split("@")[0] for key, _ in state["synced"]][:2] == [p1, p2]
     assert state["high_water"]["number"] == 6 and state["url"] == fake.url
 
 
@@ -145,7 +151,7 @@ def test_floor_skips_old_jobs_and_a_comfy_restart_is_noticed(store: Store, comfy
     add(fake, {"owner_id": ALICE}, ("ComfyUI_00003_.png", "sdxl"))
     report = sync(store, client, keep_ids=2)
     assert (report.prompts_synced, report.images_ingested) == (1, 1)
-    assert records(store, ALICE)["ComfyUI_00003_.png"].seed == 6767725640732
+    assert records(store, ALICE)["sdxl/ComfyUI_00003_.png"].seed == 6767725640732
 
 
 def test_default_owner_and_owner_path(store: Store, comfy_server: FakeComfy, runner) -> None:
