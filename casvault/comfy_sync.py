@@ -325,6 +325,7 @@ def sync(
             state.high_water, state.floor = None, None
         # Old state files hold bare prompt ids; they still match their job.
         done = {key for key, _ in state.synced}
+        due = list(state.retry)  # outputs that answered 404 in an earlier pass
         jobs.sort(key=lambda j: (j[3] is None, j[3] if j[3] is not None else 0))
         dirty = False
         try:
@@ -355,7 +356,7 @@ def sync(
                     _save_state(store, state)
                     dirty = False
             if should_stop is None or not should_stop():
-                dirty = _retry_missing(store, client, state, report, retry_after, max_attempts) or dirty
+                dirty = _retry_missing(store, client, state, due, report, retry_after, max_attempts) or dirty
         finally:
             if dirty:
                 _save_state(store, state)
@@ -482,12 +483,21 @@ def _failed(state: SyncState, report: SyncReport, target: dict[str, Any], where:
 
 
 def _retry_missing(
-    store: Store, client: ComfyClient, state: SyncState, report: SyncReport, retry_after: float, max_attempts: int
+    store: Store,
+    client: ComfyClient,
+    state: SyncState,
+    keys: list[str],
+    report: SyncReport,
+    retry_after: float,
+    max_attempts: int,
 ) -> bool:
-    """Fetch again the outputs that answered 404 and whose back-off is over; True when the state changed."""
+    """Fetch again those of ``keys`` that answered 404 and whose back-off is over; True when the state changed."""
     now = time.time()
     changed = False
-    for key, entry in list(state.retry.items()):
+    for key in keys:
+        entry = state.retry.get(key)
+        if entry is None:
+            continue
         if entry.get("next_at", 0) > now:
             report.retrying += 1
             continue

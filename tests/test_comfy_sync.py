@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
+import urllib.error
 import signal
 import socket
 import subprocess
@@ -22,7 +25,7 @@ from casvault.layout import normalize_time
 from casvault.store import Store
 from cli import main
 from tests.conftest import ROOT, user
-from tests.fake_comfy import FakeComfy, comfy_output_folder, expected_by_name
+from tests.fake_comfy import FakeComfy, RecordedComfy, comfy_output_folder, expected_by_name
 
 ALICE, BOB, CAROL = user(1), user(2), user(3)
 
@@ -262,3 +265,187 @@ def test_a_damaged_state_file_stops_the_sync_with_a_clear_message(store: Store, 
     result = run_cli(runner, store, "--url", comfy_server.url, "--once")
     assert result.exit_code == 1 and "comfy-sync.json is damaged" in result.output
     assert records(store, ALICE) == {}
+
+
+# --- against a real ComfyUI 0.8.0 server's recorded answers (tests/data/comfyui-real) -------------
+
+OWNER_A = "anon-7a4bc593f80c4dcb8d696b848af9ddef"  # jobs 1, 4, 7, 10
+OWNER_B = "anon-dd38c7b11dbf4593a2e80ab0065222f3"  # jobs 2, 5, and job 8's first run
+OWNER_C = "anon-d16ce6711d864bf5bafc571cb87489f3"  # jobs 6, 8, 9
+
+
+@pytest.fixture
+def real_comfy(tmp_path: Path):
+    """A ComfyUI answering with the recorded answers of the real server."""
+    fake = RecordedComfy(tmp_path / "ComfyUI").start()
+    yield fake
+    fake.stop()
+
+
+def ended_at(fake: RecordedComfy, job: int) -> str:
+    """When job ``job`` ended, from its recorded history entry."""
+    entry = json.loads((fake.recording / "history" / f"{fake.jobs[job]}.json").read_text())[fake.jobs[job]]
+    stamp = entry["status"]["messages"][-1][1]["timestamp"]
+    return normalize_time(datetime.fromtimestamp(stamp / 1000, tz=timezone.utc))
+
+
+def test_recorded_comfy_serves_the_real_answers(real_comfy: RecordedComfy) -> None:
+    import urllib.request
+
+    fake = real_comfy
+    assert urllib.request.urlopen(fake.url + "/history").read() == (fake.recording / "history.json").read_bytes()
+    assert urllib.request.urlopen(fake.url + "/queue").read() == (fake.recording / "queue.json").read_bytes()
+    recorded = json.loads((fake.recording / "view_headers.json").read_text())
+    for saved, answer in recorded.items():
+        with urllib.request.urlopen(fake.url + answer["url"]) as resp:
+            body = resp.read()
+            assert resp.status == 200 and resp.headers["Content-Type"] == answer["Content-Type"]
+            assert resp.headers["Etag"] == answer["headers"]["Etag"]
+            assert resp.headers["Content-Disposition"] == answer["headers"]["Content-Disposition"]
+        assert hashlib.sha256(body).hexdigest() == answer["sha256"], saved
+    for case in json.loads((fake.recording / "view_cases.json").read_text()):
+        if not isinstance(case["body"], dict):
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(fake.url + case["url"])
+            assert caught.value.code == case["status"], case["case"]
+
+
+def test_real_history_every_job_under_its_owner(store: Store, real_comfy: RecordedComfy, runner) -> None:
+    fake = real_comfy
+    result = run_cli(runner, store, "--url", fake.url, "--once", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["prompts_seen"] == 10
+    # Job 3 was queued without an owner: it waits for one.
+    assert [s["prompt_id"] for s in report["skipped"]] == [fake.jobs[3]]
+
+    a, b, c = records(store, OWNER_A), records(store, OWNER_B), records(store, OWNER_C)
+    assert {"ComfyUI_00001_.png", "ComfyUI_00002_.png", "interrupt/before_00001_.png"} <= set(a)
+    assert {"casv/two_00001_.png", "plain_00001_.png"} <= set(b)  # the temp preview is not fetched
+    assert set(c) == {"partial_00001_.png", "reuse/second_00001_.png", "my pics/Grüße & co #1_00001_.png"}
+    assert not any("type=temp" in r for r in fake.requests)
+    # Failed and interrupted jobs keep what they saved, tagged with the outcome.
+    assert c["partial_00001_.png"].tags == ["comfyui:failed"]
+    assert a["interrupt/before_00001_.png"].tags == ["comfyui:interrupted"]
+    assert c["partial_00001_.png"].created_at == ended_at(fake, 6)
+    assert a["ComfyUI_00001_.png"].created_at == ended_at(fake, 1)
+    unicode = c["my pics/Grüße & co #1_00001_.png"]
+    assert store.read_original(unicode) == fake.view_bytes("Grüße & co #1_00001_.png", "my pics")
+    assert (unicode.width, unicode.height, unicode.source["tool"]) == (192, 128, "comfyui")
+
+    again = run_cli(runner, store, "--url", fake.url, "--once", "--json")
+    views = [r for r in fake.requests if r.startswith("/view")]
+    again = json.loads(run_cli(runner, store, "--url", fake.url, "--once", "--json").output)
+    assert (again["prompts_synced"], again["images_ingested"], again["skipped"]) == (0, 0, [])
+    assert [r for r in fake.requests if r.startswith("/view")] == views
+
+    # Skipped is not forever: with a default owner, job 3 is taken.
+    result = run_cli(runner, store, "--url", fake.url, "--once", "--json", "--default-owner", CAROL)
+    late = json.loads(result.output)
+    assert (late["prompts_synced"], late["images_ingested"]) == (1, 3)
+    assert sorted(records(store, CAROL)) == ["batch/rep_00001_.png", "batch/rep_00002_.png", "batch/rep_00003_.png"]
+    assert load_state(store).waiting == {}
+
+
+def test_a_reused_prompt_id_gives_both_jobs(store: Store, real_comfy: RecordedComfy) -> None:
+    fake = real_comfy
+    client = ComfyClient(fake.url, timeout=5)
+    fake.use_history("history_before_restart_id8_first.json")  # job 8's first run
+    assert sync(store, client).images_ingested == 1
+    fake.use_history("history.json")  # the same prompt_id, run again by another owner
+    sync(store, client)
+    assert "reuse/first_00001_.png" in records(store, OWNER_B)
+    assert "reuse/second_00001_.png" in records(store, OWNER_C)
+    keys = [key for key, _ in load_state(store).synced if key.startswith(fake.jobs[8])]
+    assert len(keys) == 2 and len(set(keys)) == 2
+
+
+def test_the_same_bytes_in_two_subfolders_are_two_records(store: Store, real_comfy: RecordedComfy) -> None:
+    fake = real_comfy
+    data = fake.view_bytes("ComfyUI_00001_.png")
+    for folder in ("x", "y"):
+        (fake.output_dir / folder).mkdir(parents=True)
+        (fake.output_dir / folder / "dup_00001_.png").write_bytes(data)
+    fake.restart()
+    fake.add_job({}, {"owner_id": ALICE}, [("dup_00001_.png", "x"), ("dup_00001_.png", "y")])
+    report = sync(store, ComfyClient(fake.url, timeout=5))
+    assert report.images_ingested == 2
+    alice = records(store, ALICE)
+    assert sorted(alice) == ["x/dup_00001_.png", "y/dup_00001_.png"]
+    assert alice["x/dup_00001_.png"].sha256 == alice["y/dup_00001_.png"].sha256
+
+
+def test_an_oversized_output_is_recorded_and_blocks_nothing(tmp_path: Path, config, real_comfy: RecordedComfy) -> None:
+    store = Store(dataclasses.replace(config, max_upload_bytes=40_000))
+    fake = real_comfy
+    apng = len(fake.view_bytes("apng_00001_.png", "anim"))
+    assert apng > 40_000 > max(len(fake.view_bytes("ComfyUI_00002_.png")), 28_254)
+    client = ComfyClient(fake.url, timeout=5, max_image_bytes=store.config.max_upload_bytes)
+    report = sync(store, client)
+    too_large = [e for e in report.errors if e["file"] == "anim/apng_00001_.png"]
+    assert len(too_large) == 1 and too_large[0]["error"].startswith("too_large:")
+    # Later jobs of other owners are all there; the job counts as handled.
+    assert "reuse/second_00001_.png" in records(store, OWNER_C)
+    assert "ComfyUI_00002_.png" in records(store, OWNER_A)
+    assert report.prompts_synced == 9
+    state = load_state(store)
+    assert any(f["file"] == "anim/apng_00001_.png" and "too_large" in f["error"] for f in state.failed)
+    again = sync(store, client)
+    assert (again.prompts_synced, again.errors) == (0, [])
+
+
+def test_an_output_that_answers_404_is_fetched_again_then_given_up(store: Store, real_comfy: RecordedComfy) -> None:
+    fake = real_comfy
+    fake.restart()
+    late = fake.add_job({}, {"owner_id": ALICE}, [("late_00001_.png", "")])
+    gone = fake.add_job({}, {"owner_id": ALICE}, [("gone_00001_.png", "")])
+    client = ComfyClient(fake.url, timeout=5)
+    first = sync(store, client, retry_after=0)
+    assert first.images_ingested == 0 and first.retrying == 2 and first.prompts_synced == 2
+    assert {e["prompt_id"] for e in first.errors} == {late, gone}
+    (fake.output_dir / "late_00001_.png").write_bytes(fake.view_bytes("ComfyUI_00001_.png"))
+    second = sync(store, client, retry_after=0, max_attempts=3)
+    assert second.images_ingested == 1 and second.retrying == 1 and second.errors == []
+    assert list(records(store, ALICE)) == ["late_00001_.png"]
+    third = sync(store, client, retry_after=0, max_attempts=3)
+    assert third.retrying == 0 and "gave up after 3 attempts" in third.errors[0]["error"]
+    assert load_state(store).retry == {}
+    fetched = [r for r in fake.requests if "gone_00001_" in r]
+    assert len(fetched) == 3
+    sync(store, client, retry_after=0, max_attempts=3)
+    assert len([r for r in fake.requests if "gone_00001_" in r]) == 3
+
+
+def test_a_404_waits_for_its_back_off(store: Store, real_comfy: RecordedComfy) -> None:
+    fake = real_comfy
+    fake.restart()
+    fake.add_job({}, {"owner_id": ALICE}, [("late_00001_.png", "")])
+    client = ComfyClient(fake.url, timeout=5)
+    sync(store, client, retry_after=3600)
+    report = sync(store, client, retry_after=3600)
+    assert report.retrying == 1 and len([r for r in fake.requests if "late_00001_" in r]) == 1
+
+
+def test_recorded_comfy_upload_image_names_like_comfyui(real_comfy: RecordedComfy) -> None:
+    import urllib.request
+
+    def upload(data: bytes, **fields: str) -> dict:
+        boundary = "casvaultboundary"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="upload_scribble.png"\r\n'
+                     f"Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        request = urllib.request.Request(real_comfy.url + "/upload/image", data=body, method="POST",
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(request) as resp:
+            assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+            return json.loads(resp.read())
+
+    recorded = json.loads((real_comfy.recording / "upload_image_answer.json").read_text())
+    extra = json.loads((real_comfy.recording / "upload_image_extra_answers.json").read_text())
+    first, other = real_comfy.view_bytes("ComfyUI_00001_.png"), real_comfy.view_bytes("plain_00001_.png")
+    assert upload(first, overwrite="true") == recorded["answer"]
+    assert upload(first) == extra[0]["answer"]  # identical bytes keep the name
+    assert upload(other) == extra[1]["answer"]  # different bytes: "upload_scribble (1).png"
+    assert upload(first, subfolder="fixtures", overwrite="true") == extra[2]["answer"]
+    assert (real_comfy.input_dir / "upload_scribble (1).png").read_bytes() == other
