@@ -358,9 +358,13 @@ def _is_sampler(node: _Node) -> bool:
     return "Sampler" in node.class_type and ("latent_image" in node.inputs or "latent" in node.inputs)
 
 
+# Nodes that save frames as an animation or a video (ComfyUI core and VideoHelperSuite).
+_SAVE_ANIMATION = ("SaveAnimatedWEBP", "SaveAnimatedPNG", "SaveVideo", "SaveWEBM", "VHS_VideoCombine")
+
+
 def _output_rank(node: _Node) -> int | None:
-    """0 for a node that saves images, 1 for one that previews them, else None."""
-    if "SaveImage" in node.class_type:
+    """0 for a node that saves images (or animations, videos), 1 for one that previews them, else None."""
+    if "SaveImage" in node.class_type or node.class_type in _SAVE_ANIMATION:
         return 0
     if "PreviewImage" in node.class_type:
         return 1
@@ -411,29 +415,47 @@ def _text_keys(node: _Node) -> tuple[str, ...] | None:
 # Walks from one sampler
 
 
-def _conditioning_inputs(node: _Node, output: int) -> list[_Link]:
-    """Where conditioning entering this node came from."""
-    # NOTE: ConditioningZeroOut makes an empty conditioning (the usual Flux
-    # and SD3 negative); the text upstream of it was not used as a prompt.
-    if _text_keys(node) is not None or node.class_type == "ConditioningZeroOut" or _is_sampler(node):
-        return []
-    if "positive" in node.inputs and "negative" in node.inputs:
-        # NOTE: ControlNetApplyAdvanced, InpaintModelConditioning and kin take
-        # positive and negative and return them as outputs 0 and 1.
-        if output == 0:
-            return _links(node, ("positive",))
-        if output == 1:
-            return _links(node, ("negative",))
-        return []
-    named = [name for name in node.inputs if "cond" in name.lower()]
-    return _links(node, named) if named else _links(node)
+# A guider's or sampler's inputs on each side. DualCFGGuider's cond2 is the
+# middle term of its two CFG scales (in InstructPix2Pix and Omnigen2 graphs the
+# negative text with the image): it is on neither side.
+_POSITIVE_INPUTS = ("positive", "conditioning", "cond1")
+_NEGATIVE_INPUTS = ("negative",)
+_OTHER_SIDE = {"positive": "negative", "negative": "positive"}
 
 
-def _conditioning(graph: _Graph, start: list[_Link]) -> tuple[str | None, float | None]:
-    """The prompt text feeding a conditioning input, and any Flux guidance on the way."""
+def _conditioning_inputs(side: str) -> Callable[[_Node, int], list[_Link]]:
+    """Where conditioning entering a node came from, on one side ("positive" or "negative")."""
+    other = _OTHER_SIDE[side]
+
+    def expand(node: _Node, output: int) -> list[_Link]:
+        # NOTE: ConditioningZeroOut makes an empty conditioning (the usual Flux
+        # and SD3 negative); the text upstream of it was not used as a prompt.
+        if _text_keys(node) is not None or node.class_type == "ConditioningZeroOut" or _is_sampler(node):
+            return []
+        if "positive" in node.inputs and "negative" in node.inputs:
+            # NOTE: ControlNetApplyAdvanced, InstructPixToPixConditioning,
+            # WanImageToVideo and kin take positive and negative and return
+            # them as outputs 0 and 1 (a latent after them is not conditioning).
+            if output == 0:
+                return _links(node, ("positive",))
+            if output == 1:
+                return _links(node, ("negative",))
+            return []
+        # NOTE: a walk never crosses into an input of the other side (a
+        # positive path never follows an input named "negative"), nor into
+        # a guider's cond2.
+        names = [name for name in node.inputs if other not in name.lower() and name != "cond2"]
+        named = [name for name in names if "cond" in name.lower()]
+        return _links(node, named or names)
+
+    return expand
+
+
+def _conditioning(graph: _Graph, start: list[_Link], side: str) -> tuple[str | None, float | None]:
+    """The prompt text feeding one side's conditioning input, and any Flux guidance on the way."""
     texts: list[str] = []
     guidance: float | None = None
-    for node, _ in _walk(graph, start, _conditioning_inputs):
+    for node, _ in _walk(graph, start, _conditioning_inputs(side)):
         if guidance is None and "guidance" in node.inputs:
             guidance = _value(graph, node, ("guidance",), _as_float)
         keys = _text_keys(node)
@@ -567,14 +589,14 @@ def _read_pass(graph: _Graph, sampler: _Node) -> dict[str, Any]:
         # BasicGuider (model, conditioning), CFGGuider (model, positive,
         # negative, cfg), DualCFGGuider (cond1, cond2, negative, ...).
         cfg = cfg if cfg is not None else _value(graph, guider, ("cfg",), _as_float)
-        positive = positive or _links(guider, ("positive", "conditioning", "cond1", "cond2"))
-        negative = negative or _links(guider, ("negative",))
+        positive = positive or _links(guider, _POSITIVE_INPUTS)
+        negative = negative or _links(guider, _NEGATIVE_INPUTS)
         model = model or _links(guider, ("model",))
     if not model and sigmas is not None:
         model = _links(sigmas, ("model",))
 
-    prompt, guidance = _conditioning(graph, positive)
-    negative_prompt, _ = _conditioning(graph, negative)
+    prompt, guidance = _conditioning(graph, positive, "positive")
+    negative_prompt, _ = _conditioning(graph, negative, "negative")
     model_name, loras = _model(graph, model)
     return {
         "seed": seed,
