@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import msgspec
 
 from . import comfy, faults, quota, thumbs, trash
+from .aspect import aspect_ratio
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
 from .blobs import FileBlobStore, StagedBlob, background, blake3_digest, digest
@@ -341,6 +342,8 @@ class Store:
         )
         if kind == "generated" and info.ext == "png" and source is None:
             fields, source = _fill_from_comfy(data, fields)
+        if kind == "generated" and fields["aspect_ratio"] is None:
+            fields = {**fields, "aspect_ratio": aspect_ratio(info.width, info.height)}
         sha = staged.sha256 if staged is not None else digest(data)
         b3 = staged.blake3() if staged is not None else blake3_digest(data)
         rid = uuid.uuid4().hex
@@ -776,12 +779,23 @@ class Store:
                 if record.id in purged:
                     self.remove_files(record)
                     continue
-                records.append(record)
+                records.append(self._backfill(record, path))
             records.sort(key=lambda r: (r.created_at, r.id))
             events: list[Event] = [AddEvent(at=r.created_at, record=r) for r in records]
             self.manifest(owner).rewrite(events, self.layout.tmp)
             self.sync_record_index(owner)
             return len(records)
+
+    def _backfill(self, record: Record, sidecar: Path) -> Record:
+        """A record stored before a derived field existed, with it filled in (sidecar rewritten); else as is."""
+        if record.kind != "generated" or record.aspect_ratio is not None:  # type: ignore[union-attr]
+            return record
+        ratio = aspect_ratio(record.width, record.height)
+        if ratio is None:
+            return record
+        new = evolve(record, aspect_ratio=ratio)
+        write_file(sidecar, encode_record(new), self.layout.tmp, fsync=self.config.fsync, point="sidecar.write")
+        return new
 
     def _logged_purges(self, owner: str) -> set[str]:
         """Ids the manifest purged and no later event re-created (damaged lines tolerated)."""
