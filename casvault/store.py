@@ -257,18 +257,20 @@ class Store:
     # --- ingest -------------------------------------------------------------
 
     def find_duplicate(self, owner: str, sha256: str, original_filename: str | None, kind: str) -> str | None:
-        """The id of ``owner``'s record (any status) of the same bytes, file name and kind, or None.
+        """The id of ``owner``'s oldest record (any status) of the same bytes, file name and kind, or None.
 
         The one rerun-safety rule of ``casvault ingest``, comfy-sync and
         ``if_exists=skip``: the same bytes as another kind (a control of a
         generated image) are not a duplicate.
         """
         idx = self.index(owner)
-        for rid in sorted(idx.by_sha.get(sha256, ())):
-            record = idx.records.get(rid)
-            if record is not None and record.original_filename == original_filename and record.kind == kind:
-                return rid
-        return None
+        same = [
+            record
+            for record in (idx.records.get(rid) for rid in idx.by_sha.get(sha256, ()))
+            if record is not None and record.original_filename == original_filename and record.kind == kind
+        ]
+        # NOTE: the oldest one, so every retry answers with the same record.
+        return min(same, key=lambda r: (r.created_at, r.id)).id if same else None
 
     def ingest(
         self,

@@ -205,6 +205,15 @@ def _image_paths() -> dict[str, Schema]:
     }
 
 
+INGEST_RULE = (
+    "Every call makes a new record by default (if_exists=new), even for bytes the owner already has: each "
+    "generation is an event. A pipeline that retries a call sends if_exists=skip: when the owner already has a "
+    "record of the same bytes, original file name and kind, that record is answered (200, skipped_duplicate: "
+    "true) and nothing is stored; this is the rule `casvault ingest` and comfy-sync always follow. The "
+    "aspect_ratio, when not sent, is derived from the pixels."
+)
+
+
 def _other_paths() -> dict[str, Schema]:
     admin = "adminToken"
     return {
@@ -212,12 +221,14 @@ def _other_paths() -> dict[str, Schema]:
             "The visitor's usage, limits and what emptying the trash would free",
             {"200": _json(ref("Quota"), "Usage and limits")}, tag="quota", op_id="quota",
         )},
-        "/api/v1/ingest": {"post": _op(
+        "/api/v1/ingest": {"post": {**_op(
             "Store a generated (or input/control) image for a user (the pipeline)",
-            {"201": _json(ref("Record"), "Stored"), **_errors(400, 413, 415, 503, 507)},
+            {"201": _json(ref("Record"), "Stored"),
+             "200": _json(ref("Record"), "if_exists=skip: the existing record (with skipped_duplicate: true)"),
+             **_errors(400, 413, 415, 503, 507)},
             body={"required": True, "content": {"multipart/form-data": {"schema": ref("Ingest")}}},
             tag="pipeline", security="ingestToken", op_id="ingest",
-        )},
+        ), "description": INGEST_RULE}},
         "/api/v1/openapi.json": {"get": _op(
             "This document", {"200": _json({"type": "object"}, "OpenAPI 3.0")}, tag="meta", op_id="openapi",
         )},
@@ -469,6 +480,9 @@ def _schemas() -> dict[str, Schema]:
                     "workflow_id", "aspect_ratio", "seed", "prompt", "negative_prompt", "created_at",
                     "original_filename", "tags",
                 )},
+                "if_exists": {"type": "string", "enum": ["new", "skip"], "default": "new",
+                              "description": "What the same bytes, file name and kind already stored for the owner "
+                                             "do: new (another record) or skip (answer the existing one, 200)"},
             },
         },
         "Quota": {
