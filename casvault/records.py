@@ -36,6 +36,7 @@ class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"
     trashed_at: str | None = None
     blake3: str | None = None
     source: dict[str, Any] | None = None
+    legacy_path: str | None = None  # an adopted file's old path under outputs/ (its old URL redirects)
     schema: int = SCHEMA
 
     @property

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, redirect
 
 from casvault.errors import NotFound
 from casvault.records import Record
@@ -61,10 +61,35 @@ def resolve(subpath: str) -> tuple[Record, bool]:
     return record, is_thumb
 
 
+LEGACY_RE = re.compile(r"users/(?P<owner>[a-z0-9_-]{3,70})/[^\x00]+")
+
+
+def legacy_target(subpath: str) -> str | None:
+    """The current URL of the active record adopted from ``outputs/<subpath>``, or None."""
+    m = LEGACY_RE.fullmatch(subpath)
+    if m is None or not is_user_id(m["owner"]):
+        return None
+    store = get_store()
+    if not store.layout.manifest_path(m["owner"]).is_file():
+        return None
+    # NOTE: a scan of the owner's records, paid only by URLs that matched
+    # nothing else (old links to adopted files).
+    for record in list(store.index(m["owner"]).records.values()):
+        if getattr(record, "legacy_path", None) == subpath and record.status == "active":
+            return store.layout.rel_url(store.layout.image_path(record))
+    return None
+
+
 @bp.get("/outputs/<path:subpath>")
 def serve(subpath: str) -> Response:
-    """An active original or thumbnail, immutable and cacheable."""
-    record, is_thumb = resolve(subpath)
+    """An active original or thumbnail, immutable and cacheable; an adopted file's old URL redirects (301)."""
+    try:
+        record, is_thumb = resolve(subpath)
+    except NotFound:
+        target = legacy_target(subpath)
+        if target is None:
+            raise
+        return redirect(target, 301)
     store = get_store()
     if store.config.accel == "nginx":
         resp = Response(status=200)
