@@ -37,6 +37,8 @@ class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"
     blake3: str | None = None
     source: dict[str, Any] | None = None
     legacy_path: str | None = None  # an adopted file's old path under outputs/ (its old URL redirects)
+    frames: int | None = None  # an animated image's frame count
+    duration_ms: int | None = None  # how long it plays once
     schema: int = SCHEMA
 
     @property

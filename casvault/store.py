@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, quota, thumbs, trash
+from . import comfy, faults, media, quota, thumbs, trash
 from .aspect import aspect_ratio
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
@@ -342,8 +342,9 @@ class Store:
             keep=make_thumb,
             decode=make_thumb,
         )
-        if kind == "generated" and info.ext == "png" and source is None:
+        if kind == "generated" and info.ext in ("png", "webp") and source is None:
             fields, source = _fill_from_comfy(data, fields)
+        anim = media.animation(data, info.ext.upper()) if info.ext in ("png", "webp") else None
         if kind == "generated" and fields["aspect_ratio"] is None:
             fields = {**fields, "aspect_ratio": aspect_ratio(info.width, info.height)}
         sha = staged.sha256 if staged is not None else digest(data)
@@ -368,6 +369,8 @@ class Store:
             height=info.height,
             blake3=b3,
             source=source,
+            frames=anim.frames if anim else None,
+            duration_ms=anim.duration_ms if anim else None,
         )
         record: Record = RECORD_TYPES[kind](**common, **fields)
         files = self._stage_files(record, thumb_bytes)

@@ -449,3 +449,23 @@ def test_recorded_comfy_upload_image_names_like_comfyui(real_comfy: RecordedComf
     assert upload(other) == extra[1]["answer"]  # different bytes: "upload_scribble (1).png"
     assert upload(first, subfolder="fixtures", overwrite="true") == extra[2]["answer"]
     assert (real_comfy.input_dir / "upload_scribble (1).png").read_bytes() == other
+
+
+def test_animated_outputs_are_images_with_frames_duration_and_their_graph(store: Store, real_comfy: RecordedComfy) -> None:
+    fake = real_comfy
+    sync(store, ComfyClient(fake.url, timeout=5))
+    a = records(store, OWNER_A)
+    graph = json.loads((fake.recording / "history" / f"{fake.jobs[4]}.json").read_text())[fake.jobs[4]]["prompt"][2]
+    for name, mime in (("anim/webp_00001_.webp", "image/webp"), ("anim/apng_00001_.png", "image/png")):
+        record = a[name]
+        assert (record.mime, record.width, record.height) == (mime, 192, 128)
+        assert (record.frames, record.duration_ms) == (4, 1000)  # 4 frames at fps 4
+        assert record.source is not None and record.source["tool"] == "comfyui" and record.source["has_workflow"]
+        data = store.read_original(record)
+        saved = json.loads(comfy.prompt_json(data))  # ComfyUI's graph, from the comf chunk / EXIF
+        assert {k: n["class_type"] for k, n in saved.items()} == {k: n["class_type"] for k, n in graph.items()}
+        assert saved["20"]["inputs"] == graph["20"]["inputs"] and comfy.workflow_json(data) is not None
+        thumb = store.layout.thumb_path(record)
+        assert thumb.is_file()
+    still = a["ComfyUI_00001_.png"]
+    assert (still.frames, still.duration_ms) == (None, None)
