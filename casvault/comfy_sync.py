@@ -66,6 +66,7 @@ KEEP_FAILED = 1000  # per-file failures remembered, newest last
 RETRY_AFTER = 60.0  # seconds before a 404 output is fetched again; doubles each time
 MAX_ATTEMPTS = 5  # fetches of a 404 output before it is given up
 _MAX_HISTORY_BYTES = 512 << 20
+VIDEO_SUFFIXES = (".mp4", ".webm")
 # The job outcomes that keep what was saved before the stop, and their tags.
 OUTCOME_TAGS = {"failed": "comfyui:failed", "interrupted": "comfyui:interrupted"}
 
@@ -73,13 +74,16 @@ OUTCOME_TAGS = {"failed": "comfyui:failed", "interrupted": "comfyui:interrupted"
 class ComfyClient:
     """The two read endpoints of a ComfyUI server, over urllib with a timeout."""
 
-    def __init__(self, url: str, timeout: float = 30.0, max_image_bytes: int = 50 << 20) -> None:
+    def __init__(
+        self, url: str, timeout: float = 30.0, max_image_bytes: int = 50 << 20, max_video_bytes: int | None = None
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput(f"ComfyUI URL must be http(s)://host:port, not {url!r}", field="url")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.max_image_bytes = max_image_bytes
+        self.max_video_bytes = max_image_bytes if max_video_bytes is None else max_video_bytes
 
     def _get(self, path: str, params: dict[str, str], limit: int) -> bytes:
         """GET a path; raises UpstreamError (with ``status`` for an HTTP error answer), TooLarge past ``limit``."""
@@ -118,9 +122,10 @@ class ComfyClient:
         return data
 
     def view(self, filename: str, subfolder: str = "", type_: str = "output") -> bytes:
-        """``GET /view`` of one output file; raises UpstreamError, TooLarge."""
+        """``GET /view`` of one output file (videos have their own size limit); raises UpstreamError, TooLarge."""
         params = {"filename": filename, "subfolder": subfolder, "type": type_}
-        return self._get("/view", params, self.max_image_bytes)
+        video = filename.lower().endswith(VIDEO_SUFFIXES)
+        return self._get("/view", params, self.max_video_bytes if video else self.max_image_bytes)
 
 
 class SyncState(msgspec.Struct, omit_defaults=True):

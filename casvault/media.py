@@ -10,11 +10,14 @@ met, so the rest of the core never needs it.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from PIL import Image
 
-__all__ = ["Animation", "animation", "sniff_video", "video_metadata"]
+from .errors import NotAnImage, TooLarge
+
+__all__ = ["Animation", "VideoInfo", "animation", "check_video", "poster", "sniff_video", "video_metadata"]
 
 _MAX_FRAMES = 100_000  # frames counted for a duration; past it the count stands, the duration is a floor
 _MAX_META_CHARS = 64 << 20
@@ -80,3 +83,65 @@ def video_metadata(data: bytes) -> dict[str, str]:
             found[key] = value
             budget -= len(value)
     return found
+
+
+@dataclass
+class VideoInfo:
+    """What validation learned about an accepted video; ``image`` is its poster (the first frame)."""
+
+    ext: str
+    mime: str
+    width: int
+    height: int
+    image: Image.Image | None
+    animation: Animation
+
+
+def check_video(data: bytes, *, max_bytes: int, max_pixels: int) -> VideoInfo:
+    """Validate an MP4 or WebM file: readable by FFmpeg, a video stream, a first frame within the limits.
+
+    Raises TooLarge (bytes or pixels), NotAnImage (not a video, damaged,
+    or PyAV missing).
+    """
+    if len(data) > max_bytes:
+        raise TooLarge(f"the video is larger than {max_bytes} bytes", limit=max_bytes)
+    kind = sniff_video(data)
+    if kind is None:
+        raise NotAnImage("not an MP4 or WebM video")
+    try:
+        import av
+    except ImportError:
+        raise NotAnImage("videos need PyAV (pip install av)") from None
+    ext, mime = kind
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise NotAnImage(f"the {ext.upper()} file has no video stream")
+            stream = container.streams.video[0]
+            width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+            if width <= 0 or height <= 0:
+                raise NotAnImage("the video has no pixels")
+            if width * height > max_pixels:
+                raise TooLarge(f"the video has {width}x{height} pixels, more than the limit of {max_pixels}",
+                               limit=max_pixels)
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise NotAnImage(f"the {ext.upper()} video has no frame")
+            image = first.to_image()
+            duration_ms = int(round(container.duration / 1000)) if container.duration else 0
+            frames = int(stream.frames or 0)
+            if frames <= 0 and stream.average_rate:
+                # NOTE: WebM does not store a frame count; the rate times the length says it.
+                frames = int(round(duration_ms / 1000 * float(stream.average_rate)))
+    except (NotAnImage, TooLarge):
+        raise
+    except Exception as exc:  # PyAV raises FFmpeg's errors under many types
+        raise NotAnImage(f"damaged or unreadable {ext.upper()} video: {exc.__class__.__name__}") from None
+    return VideoInfo(ext, mime, width, height, image, Animation(max(frames, 1), duration_ms))
+
+
+def poster(data: bytes) -> Image.Image:
+    """The first frame of a video as an image (for its thumbnail); raises NotAnImage."""
+    info = check_video(data, max_bytes=len(data), max_pixels=1 << 62)
+    assert info.image is not None
+    return info.image

@@ -49,7 +49,8 @@ class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"
     @property
     def ext(self) -> str:
         """File extension of the original, from its mime type."""
-        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[self.mime]
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4",
+                "video/webm": "webm"}[self.mime]
 
     @property
     def trashed(self) -> bool:

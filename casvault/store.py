@@ -335,16 +335,22 @@ class Store:
         make_thumb: bool,
         staged: StagedBlob | None,
     ) -> IngestResult:
-        info = check_image(
-            data,
-            max_bytes=self.config.max_upload_bytes,
-            max_pixels=self.config.max_pixels,
-            keep=make_thumb,
-            decode=make_thumb,
-        )
-        if kind == "generated" and info.ext in ("png", "webp") and source is None:
+        # NOTE: MP4 and WebM are stored as generated records only (ComfyUI's video outputs).
+        video = media.sniff_video(data) if kind == "generated" else None
+        info: Any
+        if video is not None:
+            info = media.check_video(data, max_bytes=self.config.max_video_bytes, max_pixels=self.config.max_pixels)
+        else:
+            info = check_image(
+                data,
+                max_bytes=self.config.max_upload_bytes,
+                max_pixels=self.config.max_pixels,
+                keep=make_thumb,
+                decode=make_thumb,
+            )
+        if kind == "generated" and info.ext in ("png", "webp", "mp4", "webm") and source is None:
             fields, source = _fill_from_comfy(data, fields)
-        anim = media.animation(data, info.ext.upper()) if info.ext in ("png", "webp") else None
+        anim = info.animation if video is not None else media.animation(data, info.ext.upper())
         if kind == "generated" and fields["aspect_ratio"] is None:
             fields = {**fields, "aspect_ratio": aspect_ratio(info.width, info.height)}
         sha = staged.sha256 if staged is not None else digest(data)

@@ -27,7 +27,7 @@ _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "png", "image/png", "PNG"),
     (b"\xff\xd8\xff", "jpg", "image/jpeg", "JPEG"),
 )
-MIME_BY_EXT = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+MIME_BY_EXT = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4", "webm": "video/webm"}
 EXT_BY_MIME = {v: k for k, v in MIME_BY_EXT.items()}
 
 

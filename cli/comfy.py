@@ -109,7 +109,8 @@ def comfy_sync(
     Example: casvault comfy-sync --url http://127.0.0.1:8188 --owner-from extra_data.owner_id --once --json
     """
     store = store_from_ctx(ctx)
-    client = ComfyClient(url, timeout=timeout, max_image_bytes=store.config.max_upload_bytes)
+    client = ComfyClient(url, timeout=timeout, max_image_bytes=store.config.max_upload_bytes,
+                         max_video_bytes=store.config.max_video_bytes)
     if once:
         report = sync(store, client, owner_from, default_owner=default_owner, max_items=max_items)
         emit(as_json, report.as_dict(), lambda: _summary(report), quiet=quiet)

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from casvault import comfy
 from casvault.comfy_sync import ComfyClient, load_state, state_path, sync
@@ -469,3 +470,42 @@ def test_animated_outputs_are_images_with_frames_duration_and_their_graph(store:
         assert thumb.is_file()
     still = a["ComfyUI_00001_.png"]
     assert (still.frames, still.duration_ms) == (None, None)
+
+
+def test_videos_are_generated_records_with_a_poster_and_range_serving(config, real_comfy: RecordedComfy, client) -> None:
+    fake = real_comfy
+    store = Store(config)
+    client_ = ComfyClient(fake.url, timeout=5, max_image_bytes=config.max_upload_bytes,
+                          max_video_bytes=config.max_video_bytes)
+    report = sync(store, client_)
+    assert not [e for e in report.errors if e["file"].startswith("video/")], report.errors
+    b = records(store, OWNER_B)
+    graph = json.loads((fake.recording / "history" / f"{fake.jobs[5]}.json").read_text())[fake.jobs[5]]["prompt"][2]
+    for name, mime in (("video/ComfyUI_00001_.mp4", "video/mp4"), ("video/webm_00001_.webm", "video/webm")):
+        record = b[name]
+        assert (record.kind, record.mime, record.width, record.height) == ("generated", mime, 192, 128)
+        assert (record.frames, record.duration_ms, record.aspect_ratio) == (8, 1000, "3:2")
+        assert record.source["tool"] == "comfyui" and record.source["has_workflow"]
+        data = store.read_original(record)
+        assert data == fake.view_bytes(name.split("/")[1], "video")
+        saved = json.loads(comfy.prompt_json(data))  # from the container's metadata
+        assert {k: n["class_type"] for k, n in saved.items()} == {k: n["class_type"] for k, n in graph.items()}
+        with Image.open(store.layout.thumb_path(record)) as poster:
+            assert poster.size == (64, 43)  # the first frame, fitted in the thumbnail box
+        url = store.layout.rel_url(store.layout.image_path(record))
+        whole = client.get(url)
+        assert whole.status_code == 200 and whole.mimetype == mime and whole.headers["Accept-Ranges"] == "bytes"
+        part = client.get(url, headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206 and part.data == data[100:200]
+        assert part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+
+
+def test_videos_have_their_own_size_limit(config, real_comfy: RecordedComfy) -> None:
+    store = Store(dataclasses.replace(config, max_video_bytes=20_000))
+    client = ComfyClient(real_comfy.url, timeout=5, max_image_bytes=store.config.max_upload_bytes,
+                         max_video_bytes=store.config.max_video_bytes)
+    report = sync(store, client)
+    failed = {e["file"]: e["error"] for e in report.errors}
+    assert set(failed) == {"video/ComfyUI_00001_.mp4", "video/webm_00001_.webm"}
+    assert all(error.startswith("too_large:") for error in failed.values())
+    assert "anim/apng_00001_.png" in records(store, OWNER_A)  # 47 kB: an image, under the image limit

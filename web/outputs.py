@@ -32,7 +32,7 @@ PATH_RE = re.compile(
     r"(?:(?P<kind_dir>controls|inputs)/)?"
     r"(?P<y>[0-9]{4})/(?P<m>[0-9]{2})/(?P<d>[0-9]{2})/"
     r"(?:(?P<thumb>thumb)/)?"
-    r"(?P<id>[0-9a-f]{32})\.(?P<ext>png|jpg|webp)"
+    r"(?P<id>[0-9a-f]{32})\.(?P<ext>png|jpg|webp|mp4|webm)"
 )
 KIND_OF_DIR = {None: "generated", "controls": "control", "inputs": "input"}
 
