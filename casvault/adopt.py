@@ -39,9 +39,9 @@ from .errors import CasvaultError, InvalidInput, ManifestCorrupt
 from .layout import normalize_time
 from .records import RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, encode_record, now_iso
 from .store import Store, _fill_from_comfy
-from .validate import FIELD_MAX_LEN, check_image, check_tags, check_text, is_id, is_user_id
+from .validate import FIELD_MAX_LEN, MIME_BY_EXT, check_image, check_tags, check_text, is_id, is_user_id
 
-IMAGE_EXTS = ("png", "jpg", "webp")
+IMAGE_EXTS = tuple(MIME_BY_EXT)  # every extension a record may have (videos too)
 KIND_OF_DIR = {"controls": "control", "inputs": "input"}
 LEGACY_FIELDS = ("prompt", "negative_prompt", "seed", "workflow_id", "aspect_ratio", "created_at", "tags")
 
