@@ -17,6 +17,7 @@ from .archive import MAX_IDS
 
 JSON = "application/json"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+VIDEO_TYPES = ("video/mp4", "video/webm")  # ComfyUI's video outputs, stored as generated records
 COLLECTIONS = {"images": "generated image", "inputs": "input image", "controls": "control image"}
 
 Schema = dict[str, Any]
@@ -104,7 +105,8 @@ def _binary(types: tuple[str, ...], description: str) -> Schema:
 
 def _file_responses() -> dict[str, Schema]:
     return {
-        "200": _binary(IMAGE_TYPES, "The image bytes (nosniff; ETag is the sha256 for originals)"),
+        "200": _binary((*IMAGE_TYPES, *VIDEO_TYPES), "The image bytes (nosniff; ETag is the sha256 for originals)"),
+        "206": _binary(VIDEO_TYPES + IMAGE_TYPES, "The requested byte range of an original (Range: bytes=...)"),
         "304": {"description": "Not modified (If-None-Match / If-Modified-Since)"},
         **_errors(404),
     }
@@ -341,7 +343,7 @@ def _record_schema() -> Schema:
             "owner": {"type": "string"},
             "kind": {"type": "string", "enum": ["generated", "input", "control"]},
             "original_filename": nullable_str,
-            "mime": {"type": "string", "enum": list(IMAGE_TYPES)},
+            "mime": {"type": "string", "enum": [*IMAGE_TYPES, *VIDEO_TYPES]},
             "bytes": {"type": "integer", "minimum": 0},
             "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -362,6 +364,10 @@ def _record_schema() -> Schema:
             "url": {"type": "string"},
             "thumb_url": nullable_str,
             "duplicate_in_trash": {"type": "array", "items": {"type": "string"}},
+            "frames": {"type": "integer", "description": "An animated image's or a video's frame count"},
+            "duration_ms": {"type": "integer", "description": "How long it plays once"},
+            "legacy_path": {"type": "string", "description": "An adopted file's old path under /outputs (redirects)"},
+            "skipped_duplicate": {"type": "boolean", "description": "if_exists=skip answered an existing record"},
         },
     }
 
