@@ -98,6 +98,8 @@ def stage_for_comfy(store: Store, owner: str, record_id: str, comfy_input_dir: s
     record = store.get(owner, record_id)
     if record.status != "active":
         raise Conflict("the image is in the trash", id=record_id)
+    if not record.mime.startswith("image/"):
+        raise InvalidInput("only images can be staged for LoadImage, not videos", field="id")
     name = f"casvault_{record.id}_{secrets.token_hex(4)}.{record.ext}"
     blob = store.blobs.path(record.sha256)
     # NOTE: CASVAULT_LINK_MODE is about outputs/ and is not read here.

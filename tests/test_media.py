@@ -71,3 +71,15 @@ def test_api_ingest_takes_a_video(client, store: Store) -> None:
     refused = client.post("/api/v1/ingest", headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
                           data={"file": (io.BytesIO(data), "clip.webm"), "owner": OWNER, "kind": "input"})
     assert refused.status_code == 415
+
+
+def test_a_video_is_not_staged_for_load_image(store: Store, tmp_path: Path) -> None:
+    from casvault.errors import InvalidInput
+    from casvault.staging import stage_for_comfy
+
+    record = store.ingest((VIEW / "video" / "ComfyUI_00001_.mp4").read_bytes(), OWNER).record
+    folder = tmp_path / "ComfyUI-input"
+    folder.mkdir()
+    with pytest.raises(InvalidInput):
+        stage_for_comfy(store, OWNER, record.id, folder)
+    assert list(folder.iterdir()) == []
