@@ -139,6 +139,7 @@ class SyncState(msgspec.Struct, omit_defaults=True):
     waiting: dict[str, dict[str, Any]] = {}  # job key -> {"prompt_id", "reason", "since"}: no owner yet
     retry: dict[str, dict[str, Any]] = {}  # output key -> what is needed to fetch it again, attempts, next_at
     failed: list[dict[str, Any]] = []  # per-file failures with their reason, newest last, at most KEEP_FAILED
+    skipped: list[dict[str, Any]] = []  # jobs skipped for good with their reason, newest last, at most KEEP_FAILED
     updated_at: str | None = None
 
 
@@ -362,6 +363,13 @@ def sync(
                     dirty = False
             if should_stop is None or not should_stop():
                 dirty = _retry_missing(store, client, state, due, report, retry_after, max_attempts) or dirty
+            if max_items is None:
+                # NOTE: a waiting job ComfyUI no longer lists (restart, history
+                # trimmed) can never be taken: it is dropped.
+                present = {key for _, key, *_ in jobs}
+                for key in [k for k in state.waiting if k not in present]:
+                    del state.waiting[key]
+                    dirty = True
         finally:
             if dirty:
                 _save_state(store, state)
@@ -390,8 +398,7 @@ def _handle_job(
     outcome = _outcome(entry)
     if outcome is None:
         status = entry.get("status") or {}
-        report.skipped.append({"prompt_id": prompt_id, "reason": f"job ended with status {status.get('status_str')!r}"})
-        return "skipped"
+        return _skip(state, report, prompt_id, f"job ended with status {status.get('status_str')!r}")
     owner = resolve_owner(extra, keys)
     if owner is None:
         owner = default_owner
@@ -404,10 +411,17 @@ def _handle_job(
             return "waiting"
         return None
     if not is_user_id(owner):
-        report.skipped.append({"prompt_id": prompt_id, "reason": f"owner at {owner_from} is not a user id"})
-        return "skipped"
+        return _skip(state, report, prompt_id, f"owner at {owner_from} is not a user id")
     _ingest_job(store, client, state, prompt_id, key, entry, owner, outcome, report, retry_after)
     return "handled"
+
+
+def _skip(state: SyncState, report: SyncReport, prompt_id: str, reason: str) -> str:
+    """Report and remember a job skipped for good, with its reason."""
+    report.skipped.append({"prompt_id": prompt_id, "reason": reason})
+    state.skipped.append({"prompt_id": prompt_id, "reason": reason, "at": now_iso()})
+    del state.skipped[:-KEEP_FAILED]
+    return "skipped"
 
 
 def _ingest_job(

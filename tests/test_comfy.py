@@ -19,6 +19,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from casvault.comfy import ComfyMeta, Lora, extract, read_png_text, summarize, workflow_json
+from tests.comfy_families import EXPECTED, FAMILIES, link, node, png_of
 
 CORPUS = Path(
     os.environ.get("CASVAULT_CORPUS")
@@ -741,8 +742,6 @@ def test_arbitrary_graphs_never_raise(graph: dict[str, Any]) -> None:
 
 
 # --- one graph per sampler/guider family (tests/comfy_families.py), through a real ingest ---------
-
-from tests.comfy_families import EXPECTED, FAMILIES, link, node, png_of  # noqa: E402
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

@@ -348,6 +348,26 @@ def test_real_history_every_job_under_its_owner(store: Store, real_comfy: Record
     assert load_state(store).waiting == {}
 
 
+def test_why_a_job_was_skipped_is_remembered_and_waiting_jobs_gone_from_comfy_are_dropped(
+    store: Store, real_comfy: RecordedComfy
+) -> None:
+    fake = real_comfy
+    client = ComfyClient(fake.url, timeout=5)
+    sync(store, client)
+    assert list(load_state(store).waiting) == [f"{fake.jobs[3]}@{_start(fake, 3)}"]
+    fake.restart()
+    bad = fake.add_job({}, {"owner_id": "../../etc"}, [])
+    sync(store, client)
+    state = load_state(store)
+    assert state.waiting == {}  # job 3 left ComfyUI's history with the restart
+    assert state.skipped[-1]["prompt_id"] == bad and "not a user id" in state.skipped[-1]["reason"]
+
+
+def _start(fake: RecordedComfy, job: int) -> int:
+    entry = json.loads((fake.recording / "history" / f"{fake.jobs[job]}.json").read_text())[fake.jobs[job]]
+    return entry["status"]["messages"][0][1]["timestamp"]
+
+
 def test_a_reused_prompt_id_gives_both_jobs(store: Store, real_comfy: RecordedComfy) -> None:
     fake = real_comfy
     client = ComfyClient(fake.url, timeout=5)
