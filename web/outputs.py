@@ -62,6 +62,9 @@ def resolve(subpath: str) -> tuple[Record, bool]:
 
 
 LEGACY_RE = re.compile(r"users/(?P<owner>[a-z0-9_-]{3,70})/[^\x00]+")
+# owner -> (index version, {legacy_path: record id}); rebuilt when the owner's manifest grows.
+_legacy_paths: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+_LEGACY_OWNERS = 1024
 
 
 def legacy_target(subpath: str) -> str | None:
@@ -70,14 +73,23 @@ def legacy_target(subpath: str) -> str | None:
     if m is None or not is_user_id(m["owner"]):
         return None
     store = get_store()
-    if not store.layout.manifest_path(m["owner"]).is_file():
+    owner = m["owner"]
+    if not store.layout.manifest_path(owner).is_file():
         return None
-    # NOTE: a scan of the owner's records, paid only by URLs that matched
-    # nothing else (old links to adopted files).
-    for record in list(store.index(m["owner"]).records.values()):
-        if getattr(record, "legacy_path", None) == subpath and record.status == "active":
-            return store.layout.rel_url(store.layout.image_path(record))
-    return None
+    index = store.index(owner)
+    version = (id(index), index.manifest_offset)
+    cached = _legacy_paths.get(owner)
+    if cached is None or cached[0] != version:
+        # NOTE: one scan of the owner's records per change of their manifest,
+        # paid only by URLs that matched nothing else (old links).
+        paths = {r.legacy_path: r.id for r in list(index.records.values()) if getattr(r, "legacy_path", None)}
+        if len(_legacy_paths) >= _LEGACY_OWNERS:
+            _legacy_paths.clear()
+        cached = _legacy_paths[owner] = (version, paths)
+    record = index.get(cached[1].get(subpath, ""))
+    if record is None or record.status != "active":
+        return None
+    return store.layout.rel_url(store.layout.image_path(record))
 
 
 @bp.get("/outputs/<path:subpath>")
