@@ -643,7 +643,7 @@ def _read_pass(graph: _Graph, sampler: _Node) -> dict[str, Any]:
     if guider is not None:
         # BasicGuider (model, conditioning), CFGGuider (model, positive,
         # negative, cfg), DualCFGGuider (cond1, cond2, negative, ...).
-        cfg = cfg if cfg is not None else _value(graph, guider, ("cfg",), _as_float)
+        cfg = cfg if cfg is not None else _value(graph, guider, ("cfg", "cfg_conds"), _as_float)
         positive = positive or _links(guider, _POSITIVE_INPUTS)
         negative = negative or _links(guider, _NEGATIVE_INPUTS)
         model = model or _links(guider, ("model",))

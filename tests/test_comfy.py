@@ -790,3 +790,8 @@ def test_animation_and_video_saves_are_outputs() -> None:
     }
     meta = extract(png_of(graph))
     assert meta is not None and (meta.seed, meta.prompt) == (7, "saved")
+
+
+def test_dual_cfg_guider_gives_its_cfg_conds_as_cfg() -> None:
+    meta = extract(png_of(FAMILIES["DualCFGGuider+ReferenceLatent"]))
+    assert meta is not None and (meta.cfg, meta.sampler, meta.steps) == (5.0, "euler", 20)
