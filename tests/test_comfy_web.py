@@ -192,3 +192,15 @@ def test_jobmanager_flow_through_gunicorn(tmp_path: Path, comfy_input: Path, cor
         assert sorted(os.listdir(comfy_input)) == before
     finally:
         srv.stop()
+
+
+def test_workflow_of_animations_and_videos(visitor, store: Store) -> None:
+    c, uid = visitor
+    recorded = Path(__file__).parent / "data" / "comfyui-real" / "view" / "output"
+    for name in ("anim/apng_00001_.png", "anim/webp_00001_.webp", "video/ComfyUI_00001_.mp4", "video/webm_00001_.webm"):
+        record = store.ingest((recorded / name).read_bytes(), uid, original_filename=name).record
+        r = c.get(f"/api/v1/images/{record.id}/workflow")
+        assert r.status_code == 200, name
+        assert "nodes" in r.get_json(), name  # the UI graph ComfyUI loads, from the comf chunk / EXIF / container
+        api = c.get(f"/api/v1/images/{record.id}/workflow?format=api").get_json()
+        assert api["1"]["class_type"] == "LoadImage", name
