@@ -14,7 +14,7 @@ from casvault import adopt, fsck
 from casvault.config import Config
 from casvault.store import Store
 from cli import main
-from tests.conftest import ROOT, make_jpeg, make_png, user
+from tests.conftest import ADMIN_TOKEN, ROOT, make_jpeg, make_png, user
 
 OWNER = user(3)
 
@@ -181,13 +181,17 @@ def test_adopted_files_keep_their_day_and_their_old_url_redirects(config, client
     new = store.layout.image_path(first)
     assert new.parent == day and not dated.exists()
 
-    resp = client.get(f"/outputs/users/{owner}/2026/10/02/ComfyUI_0001.png")
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # /outputs answers the owner or the admin
+    old_url = f"/outputs/users/{owner}/2026/10/02/ComfyUI_0001.png"
+    resp = client.get(old_url, headers=admin)
     assert resp.status_code == 301
     assert resp.headers["Location"].endswith(store.layout.rel_url(new))
-    moved = client.get(f"/outputs/users/{owner}/old%20pics/keeper.png")
+    assert client.get(resp.headers["Location"], headers=admin).status_code == 200
+    assert client.get(old_url).status_code == 404  # a stranger learns nothing from an old URL either
+    moved = client.get(f"/outputs/users/{owner}/old%20pics/keeper.png", headers=admin)
     assert moved.status_code == 301 and moved.headers["Location"].endswith(store.layout.rel_url(store.layout.image_path(second)))
     # Trashed: the old URL answers 404 like the new one.
     store.trash(owner, first.id)
-    gone = client.get(f"/outputs/users/{owner}/2026/10/02/ComfyUI_0001.png")
+    gone = client.get(old_url, headers=admin)
     assert gone.status_code == 404 and gone.get_json()["error"]["code"] == "not_found"
-    assert client.get(f"/outputs/users/{owner}/2026/10/02/nothing.png").status_code == 404
+    assert client.get(f"/outputs/users/{owner}/2026/10/02/nothing.png", headers=admin).status_code == 404
