@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable
 import blake3 as _blake3
 import msgspec
 
-from . import faults, safefs, thumbs
+from . import faults, media, safefs, thumbs
 from .atomic import fsync_dir
 from .blobs import FileBlobStore, digest
 from .config import Config
@@ -177,7 +177,7 @@ def _backup_day(store: Store, out: Path, day: str, records: list[Record], owner:
         dest = blob_path(out, sha)
         rel = dest.relative_to(out).as_posix()
         try:
-            sums[rel] = _b3(safefs.read_regular(dest, store.config.max_upload_bytes))
+            sums[rel] = _b3(safefs.read_regular(dest, _max_bytes(store.config)))
             continue
         except FileNotFoundError:
             pass
@@ -430,6 +430,11 @@ def _backup_blob(src: Path, record: Record, max_bytes: int) -> bytes | None:
     return data
 
 
+def _max_bytes(cfg: Config) -> int:
+    """The largest original a record may have (images and videos have their own limits)."""
+    return max(cfg.max_upload_bytes, cfg.max_video_bytes)
+
+
 def _store_blob_ok(store: Store, record: Record) -> bool:
     """True when the store holds the record's blob with the right bytes (a damaged one is quarantined)."""
     if not store.blobs.has(record.sha256):
@@ -478,7 +483,7 @@ def _quarantined(store: Store, record: Record) -> Record | None:
     for _stamp, path in sorted(found, reverse=True):
         try:
             kept = decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
-            check_record(kept, max_bytes=store.config.max_upload_bytes)
+            check_record(kept, max_bytes=_max_bytes(store.config))
         except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
             continue
         same = (kept.id, kept.owner, kept.kind, kept.sha256, kept.bytes, kept.mime)
@@ -492,7 +497,8 @@ def _restore_record(ctx: _Context, record: Record) -> None:
     """Restore one checked record, or put back what it lost; raises CasvaultError with the reason."""
     store, report = ctx.store, ctx.report
     cfg = store.config
-    check_record(record, max_bytes=cfg.max_upload_bytes)
+    limit = _max_bytes(cfg)
+    check_record(record, max_bytes=limit)
     normal = normalize_time(record.created_at)
     if normal != record.created_at:
         record = evolve(record, created_at=normal)
@@ -512,7 +518,7 @@ def _restore_record(ctx: _Context, record: Record) -> None:
         _repair(ctx, current[0])
         return
     record = _quarantined(store, record) or record
-    data = _backup_blob(ctx.src, record, cfg.max_upload_bytes)
+    data = _backup_blob(ctx.src, record, limit)
     if data is None:
         # NOTE: naming a digest is not holding its bytes: without a copy in
         # the backup, only a user who already has this image may point at it.
@@ -520,7 +526,11 @@ def _restore_record(ctx: _Context, record: Record) -> None:
             raise NotFound("blob missing in the backup (and this user holds no such image here)",
                            sha256=record.sha256)
         data = store.blobs.read(record.sha256)
-    info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels, keep=record.thumb is not None)
+    if record.mime.startswith("video/"):
+        info: Any = media.check_video(data, max_bytes=cfg.max_video_bytes, max_pixels=cfg.max_pixels)
+    else:
+        info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels,
+                           keep=record.thumb is not None)
     if info.mime != record.mime:
         raise InvalidInput(f"the bytes are {info.mime}, the record says {record.mime}", field="mime")
     if (record.width, record.height) not in ((None, None), (info.width, info.height)):
@@ -562,7 +572,7 @@ def _repair(ctx: _Context, record: Record) -> None:
         return
     data = None
     if not blob_ok:
-        data = _backup_blob(ctx.src, record, store.config.max_upload_bytes)
+        data = _backup_blob(ctx.src, record, _max_bytes(store.config))
         if data is None:
             raise NotFound("the store's blob is missing or damaged and the backup does not carry it",
                            sha256=record.sha256)

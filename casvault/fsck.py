@@ -38,11 +38,11 @@ from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
 from .manifest import ManifestState, replay
 from .records import Record, decode_record, encode_record
 from .store import Store
-from .validate import is_id, is_user_id
+from .validate import MIME_BY_EXT, is_id, is_user_id
 
 TEMP_AGE = 3600.0  # tmp/ files younger than this may belong to a write in progress
 GC_RUNNING = "a gc is running: the blobs it set aside are left to it"
-IMAGE_EXTS = ("png", "jpg", "webp")
+IMAGE_EXTS = tuple(MIME_BY_EXT)  # every extension a record may have (videos too)
 # The kinds of problem, in the order they are repaired within one user.
 KINDS = (
     "merge_unfinished",
@@ -495,7 +495,8 @@ class _UserCheck:
                 continue
             fix = self.problem("orphan_projection", "trashed projection without a sidecar; bytes kept as a blob", rid, path)
             if fix:
-                data = safefs.read_regular(path, self.store.config.max_upload_bytes)
+                cfg = self.store.config
+                data = safefs.read_regular(path, max(cfg.max_upload_bytes, cfg.max_video_bytes))
                 self.store.blobs.put(data, digest(data))
                 remove(path)
                 fix.repaired = True
