@@ -319,6 +319,10 @@ def test_links_fifos_and_devices_everywhere_leave_the_outside_untouched(config, 
     reported = {p["path"] for p in json.loads(res.output)["problems"] if p["kind"] == "foreign"}
     # every planted entry is reported (inside meta/users/<user>/ only the manifest itself is checked)
     expected = {str(p) for p in planted if f"/meta/users/{A}/" not in str(p)}
+    if safefs.lkind(manifest_e) == "file":
+        # a reader got ManifestCorrupt from the FIFO first and the index rebuilt it from the sidecars
+        assert len(Store(cfg).index(E).records) == 1
+        expected.discard(str(manifest_e))
     assert expected - reported == set(), expected - reported
     res = cli("reindex", "--adopt")  # sets the foreign entries aside
     assert {p["path"] for p in json.loads(res.output)["set_aside"] if p["repaired"]} >= expected - {str(manifest_e)}
