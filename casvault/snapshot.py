@@ -170,7 +170,7 @@ def first_page(
                 entries = _Entries(mm, start, header.entries)
                 overlay = _Overlay(manifest, header, entries, owner)
                 return _answer(overlay, kind, include, skip, size, sidecar, owner)
-    except (OSError, ValueError, ManifestCorrupt, _CannotAnswer):
+    except (OSError, ValueError, IndexError, KeyError, ManifestCorrupt, _CannotAnswer):  # NOTE: damage: the index decides
         return None
 
 
