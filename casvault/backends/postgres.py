@@ -101,6 +101,15 @@ CREATE TABLE IF NOT EXISTS casvault.words (
     PRIMARY KEY (owner, word)
 );
 CREATE INDEX IF NOT EXISTS words_near ON casvault.words USING gin (near);
+CREATE TABLE IF NOT EXISTS casvault.facet_counts (
+    owner  text COLLATE "C" NOT NULL,
+    kind   text NOT NULL,
+    status text NOT NULL,
+    field  text NOT NULL,
+    value  text COLLATE "C" NOT NULL,
+    n      bigint NOT NULL,
+    PRIMARY KEY (owner, kind, status, field, value)
+);
 """
 
 # NOTE: `q` means what it means in the manifest index (casvault.secondary):
@@ -136,6 +145,10 @@ UPSERT_SQL = (
 # NOTE: above this many rows a batch goes through COPY into a temporary table
 # (several times faster than row-by-row upserts for a first load).
 COPY_THRESHOLD = 500
+FACET_COUNTS_SQL = """
+INSERT INTO casvault.facet_counts (owner, kind, status, field, value, n) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (owner, kind, status, field, value) DO UPDATE SET n = casvault.facet_counts.n + excluded.n
+"""
 WORDS_SQL = """
 INSERT INTO casvault.words (owner, word, n, near) VALUES (%s, %s, %s, %s)
 ON CONFLICT (owner, word) DO UPDATE SET n = casvault.words.n + excluded.n
@@ -323,11 +336,17 @@ class PostgresIndex:
                     d[0] += sign
                     d[1] += sign * record.bytes
         vocab: dict[str, int] = {}
+        facet_deltas: dict[tuple[str, str, str, str], int] = {}
         for rid, new in changed.items():
             for record, sign in ((current.get(rid), -1), (new, +1)):
                 if record is not None:
                     for word in record_words(record):
                         vocab[word] = vocab.get(word, 0) + sign
+                    for name, values in facet_values(record).items():
+                        if name in FACET_COLUMNS:
+                            for value in values:
+                                key = (record.kind, record.status, name, value)
+                                facet_deltas[key] = facet_deltas.get(key, 0) + sign
         gone = [rid for rid, record in changed.items() if record is None and rid in current]
         kept = [_row(owner, record) for record in changed.values() if record is not None]
         if gone:
@@ -344,6 +363,7 @@ class PostgresIndex:
             with conn.cursor() as cur:
                 cur.executemany(UPSERT_SQL, kept)
         self._apply_vocabulary(conn, owner, vocab)
+        self._apply_facet_counts(conn, owner, facet_deltas)
         counts = [(owner, kind, status, n, b) for (kind, status), (n, b) in deltas.items() if n or b]
         if counts:
             with conn.cursor() as cur:
@@ -371,6 +391,16 @@ class PostgresIndex:
             if fewer:
                 cur.execute("DELETE FROM casvault.words WHERE owner = %s AND word = ANY(%s) AND n <= 0", (owner, fewer))
 
+    def _apply_facet_counts(self, conn: Any, owner: str, delta: dict[tuple[str, str, str, str], int]) -> None:
+        """Add the facet value count changes of ``owner`` (the unfiltered facets read them, not the rows)."""
+        rows = [(owner, *key, n) for key, n in delta.items() if n]
+        if not rows:
+            return
+        with conn.cursor() as cur:
+            cur.executemany(FACET_COUNTS_SQL, rows)
+            if any(n < 0 for *_, n in rows):
+                cur.execute("DELETE FROM casvault.facet_counts WHERE owner = %s AND n <= 0", (owner,))
+
     def _lock_owner(self, conn: Any, owner: str) -> None:
         """Serialise changes to one owner's rows and counts (until the transaction ends)."""
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("casvault.owner:" + owner,))
@@ -379,6 +409,7 @@ class PostgresIndex:
         conn.execute("DELETE FROM casvault.records WHERE owner = %s", (owner,))
         conn.execute("DELETE FROM casvault.owner_counts WHERE owner = %s", (owner,))
         conn.execute("DELETE FROM casvault.words WHERE owner = %s", (owner,))
+        conn.execute("DELETE FROM casvault.facet_counts WHERE owner = %s", (owner,))
 
     def apply(self, owner: str, events: list[Event]) -> int:
         """Apply manifest events of ``owner`` (idempotent: upsert by id); returns how many.
@@ -610,6 +641,18 @@ class PostgresIndex:
         self._ready()
         answer: dict[str, list[dict]] = {}
         with self.connection() as conn:
+            if not q.filtered:
+                # NOTE: the gallery's first facets: from the counts kept beside
+                # the rows (as owner_counts does for the plain total).
+                statuses = ["active", "trash"] if q.include == "all" else [q.include]
+                for name in fields:
+                    rows = conn.execute(
+                        "SELECT value, sum(n) FROM casvault.facet_counts WHERE owner = %s AND kind = %s"
+                        " AND status = ANY(%s) AND field = %s GROUP BY value",
+                        (owner, q.kind, statuses, name),
+                    ).fetchall()
+                    answer[name] = top({v: int(n) for v, n in rows}, prefix, limit)
+                return answer
             found = self._where(conn, owner, q)
             for name in fields:
                 if found is None:
