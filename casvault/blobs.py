@@ -8,7 +8,6 @@ given the digest; it re-checks it on demand and quarantines a mismatch.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import os
@@ -320,7 +319,3 @@ class FileBlobStore:
             fsync_dir(src.parent)
         return str(dest)
 
-
-def is_emlink(exc: OSError) -> bool:
-    """True for 'too many links' from link()."""
-    return exc.errno == errno.EMLINK

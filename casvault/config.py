@@ -33,7 +33,6 @@ class Config:
     quota_max_bytes: int = 0  # 0 = unlimited
     quota_max_count: int = 0  # 0 = unlimited
     trash_retention_days: int = 30
-    recent_n: int = 1000
     accel: str = ""  # "nginx" hands /outputs to nginx with X-Accel-Redirect
     outputs_public: bool = False  # /outputs answers anyone, not only the owner and the admin
     watch: bool = False
@@ -97,7 +96,7 @@ class Config:
         for name in ("max_upload_bytes", "max_pixels", "max_video_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"CASVAULT_{name.upper()} must be positive")
-        for name in ("quota_max_bytes", "quota_max_count", "trash_retention_days", "recent_n"):
+        for name in ("quota_max_bytes", "quota_max_count", "trash_retention_days"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"CASVAULT_{name.upper()} must not be negative")
         try:

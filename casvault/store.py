@@ -15,13 +15,12 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, media, quota, safefs, thumbs, trash
+from . import comfy, faults, media, quota, safefs, thumbs
 from .aspect import aspect_ratio
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
@@ -100,7 +99,6 @@ class Store:
         self.locks = Locks(self.layout.locks)
         self._indexes: dict[str, UserIndex] = {}
         self._mutex = threading.Lock()
-        self._recent: tuple[tuple, list[Record]] | None = None
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
 
     # --- opening ------------------------------------------------------------
@@ -259,22 +257,11 @@ class Store:
             return self.record_index.facets(check_user_id(owner), query, fields, prefix, limit)
         return self.index(owner).facets(query, fields, prefix, limit)
 
-    def recent(self, n: int | None = None, include: str = "active") -> list[Record]:
-        """The ``n`` most recent records store-wide, all kinds (default CASVAULT_RECENT_N).
-
-        Kept as a ring per process: recomputed (a k-way merge of the users'
-        sorted indexes) only when some manifest changed since the last call.
-        """
-        n = self.config.recent_n if n is None else n
-        indexes = [self.index(owner) for owner in self.users()]
-        signature = (n, include, tuple((i.owner, i.manifest_offset) for i in indexes))
-        cached = self._recent
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        streams = [i.iter_desc(kind, include) for i in indexes for kind in KINDS]
-        ring = list(islice(heapq.merge(*streams, key=lambda r: (r.created_at, r.id), reverse=True), n))
-        self._recent = (signature, ring)
-        return ring
+    def newest(self, kind: str | None = None, include: str = "active") -> Iterator[Record]:
+        """Every user's records of ``kind`` (None: all kinds), newest first: a k-way merge of the sorted indexes."""
+        kinds = KINDS if kind is None else (kind,)
+        streams = [self.index(owner).iter_desc(k, include) for owner in self.users() for k in kinds]
+        return heapq.merge(*streams, key=lambda r: (r.created_at, r.id), reverse=True)
 
     def usage(self, owner: str) -> quota.Usage:
         """What ``owner`` holds now."""
@@ -781,16 +768,6 @@ class Store:
             if found.id == record.id and found.owner == record.owner:
                 return found, path
         return None
-
-    def purge_expired(
-        self, owner: str, older_than_days: float | None = None, *, dry_run: bool = False
-    ) -> trash.PurgeReport:
-        """Purge ``owner``'s records trashed more than N days ago (default: retention).
-
-        Failures are reported in the result's ``failed``, never raised (see
-        :func:`casvault.trash.purge_expired`).
-        """
-        return trash.purge_expired(self, older_than_days, owners=[owner], dry_run=dry_run)
 
     def update_meta(
         self,

@@ -54,13 +54,6 @@ def is_user_id(value: object) -> bool:
     )
 
 
-def check_id(value: object) -> str:
-    """Return ``value`` if it is a record id; raise InvalidInput otherwise."""
-    if not is_id(value):
-        raise InvalidInput("id must be 32 lowercase hex characters", field="id")
-    return value  # type: ignore[return-value]
-
-
 def check_user_id(value: object, field: str = "owner") -> str:
     """Return ``value`` if it is a user id; raise InvalidInput otherwise."""
     if not is_user_id(value):

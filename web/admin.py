@@ -7,7 +7,6 @@ cookie authority, so there is no CSRF check here.
 
 from __future__ import annotations
 
-import heapq
 from itertools import dropwhile, islice, takewhile
 from typing import Any, Iterator
 
@@ -103,8 +102,7 @@ def images():
 def _all_users_page(store: Store, query: Query) -> tuple[list[Record], int, str | None]:
     """One page over every user's records, merged newest first without one big list."""
     owners = store.users()
-    streams = [store.index(owner).iter_desc(query.kind, query.include) for owner in owners]
-    merged: Iterator[Record] = heapq.merge(*streams, key=lambda r: (r.created_at, r.id), reverse=True)
+    merged: Iterator[Record] = store.newest(query.kind, query.include)
     if query.cursor:
         after = decode_cursor(query.cursor)
         merged = dropwhile(lambda r: (r.created_at, r.id) >= after, merged)
