@@ -38,10 +38,10 @@ from .blobs import blake3_digest, digest
 from .errors import CasvaultError, InvalidInput, ManifestCorrupt, UnsafeFile
 from .layout import normalize_time
 from .records import (
-    RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, check_time, decode_record, encode_record, now_iso,
+    RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, encode_record, now_iso,
 )
 from .store import Store, _fill_from_comfy
-from .validate import FIELD_MAX_LEN, MIME_BY_EXT, check_image, check_tags, check_text, is_id, is_user_id, sniff
+from .validate import FIELD_MAX_LEN, MIME_BY_EXT, check_image, check_time, check_tags, check_text, is_id, is_user_id, sniff
 
 IMAGE_EXTS = tuple(MIME_BY_EXT)  # every extension a record may have (videos too)
 KIND_OF_DIR = {"controls": "control", "inputs": "input"}

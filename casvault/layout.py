@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from .records import Record
-from .errors import InvalidInput
-from .validate import EXT_BY_MIME, check_user_id, is_id
+from typing import TYPE_CHECKING
+
+from .validate import check_record_paths, check_user_id
+
+if TYPE_CHECKING:
+    from .records import Record
 
 FORMAT = 1
 KIND_DIRS = {"generated": (), "control": ("controls",), "input": ("inputs",)}
@@ -29,21 +31,6 @@ def normalize_time(value: str | datetime | None) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-
-
-THUMB_RE = re.compile(r"thumb/([0-9a-f]{32})\.(webp|jpg)")
-
-
-def check_record_paths(record: Record) -> None:
-    """Raise InvalidInput unless the record's id, thumb and mime are safe path parts."""
-    if not is_id(record.id):
-        raise InvalidInput("record id must be 32 lowercase hex characters", field="id")
-    if record.mime not in EXT_BY_MIME:
-        raise InvalidInput("record mime must be image/png, image/jpeg, image/webp, video/mp4 or video/webm", field="mime")
-    if record.thumb is not None:
-        m = THUMB_RE.fullmatch(record.thumb)
-        if m is None or m[1] != record.id:
-            raise InvalidInput("record thumb must be thumb/<id>.webp or thumb/<id>.jpg", field="thumb")
 
 
 class Layout:

@@ -14,6 +14,7 @@ from typing import Any, Union
 import msgspec
 
 from .errors import CasvaultError
+from .validate import check_record_paths, check_time, is_user_id
 
 SCHEMA = 1
 KINDS = ("generated", "control", "input")
@@ -173,29 +174,6 @@ _known: dict[type, frozenset[str]] = {
 }
 
 
-# NOTE: a day of margin at both ends, so that the partition day of any
-# accepted time exists in every time zone (year 1 and 9999 overflow there).
-_EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
-_LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
-
-
-def check_time(value: object, name: str = "created_at") -> None:
-    """Raise ValueError unless ``value`` is an ISO 8601 time between years 1 and 9999 in every zone.
-
-    Raised inside msgspec decoding, the error becomes a ValidationError: a
-    sidecar, manifest line or backup record with such a time does not parse.
-    """
-    try:
-        dt = datetime.fromisoformat(value)  # type: ignore[arg-type]
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        ok = 1 < dt.year < 9999 or _EARLIEST <= dt <= _LATEST  # NOTE: the year test alone is the fast path
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} is not an ISO 8601 time between the years 1 and 9999")
-
-
 def now_iso() -> str:
     """The current time, ISO 8601 with offset, millisecond precision."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -227,9 +205,6 @@ def decode_record(data: bytes) -> Record:
     name paths (id, thumb, mime, owner) before anything uses it.
     """
     record = _record_decoder.decode(data)
-    from .layout import check_record_paths  # NOTE: layout imports records
-    from .validate import is_user_id
-
     try:
         check_record_paths(record)
     except CasvaultError as exc:

@@ -13,17 +13,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 from . import safefs
-from .blobs import digest
+from .blobs import BlobStore, digest
 from .errors import CasvaultError, InvalidInput
+from .layout import Layout
 from .manifest import replay
 from .records import Record
 from .validate import check_record
 
-if TYPE_CHECKING:
-    from .store import Store
+
+
+class Store(Protocol):
+    """What these rules read of a store: its users, its paths and its blobs (not an import of casvault.store)."""
+
+    layout: Layout
+    blobs: BlobStore
+
+    def users(self) -> list[str]: ...
 
 CLAIM = "claims a blob of another user without carrying its bytes"
 SIDECAR_MAX_RECORD_BYTES = 1 << 62  # NOTE: the upload limit may have been lowered since the ingest

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, media, quota, safefs, thumbs
+from . import comfy, faults, media, quota, safefs, sidecars, thumbs
 from .aspect import aspect_ratio
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
@@ -44,7 +44,6 @@ from .records import (
     Record,
     RestoreEvent,
     TrashEvent,
-    check_time,
     decode_record,
     encode_record,
     evolve,
@@ -52,6 +51,7 @@ from .records import (
 )
 from .validate import (
     FIELD_MAX_LEN,
+    check_time,
     check_filename,
     check_image,
     check_tags,
@@ -845,8 +845,6 @@ class Store:
         is left out (:mod:`casvault.sidecars`). Returns the number of
         records. Takes the user's lock.
         """
-        from . import sidecars  # NOTE: sidecars reads manifests, which this module also imports
-
         with self.locks.user(owner):
             old = replay(self.layout.manifest_path(owner), owner)
             purged = old.purged

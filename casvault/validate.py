@@ -10,6 +10,8 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 from PIL import Image
 
@@ -231,8 +233,6 @@ def check_record(record: object, *, max_bytes: int, text: bool = True) -> None:
     if get("status") not in ("active", "trash"):
         raise InvalidInput("status must be active or trash", field="status")
     if get("trashed_at") is not None:
-        from .records import check_time  # NOTE: records imports this module
-
         try:
             check_time(get("trashed_at"), "trashed_at")
         except ValueError as exc:
@@ -256,3 +256,41 @@ def check_record(record: object, *, max_bytes: int, text: bool = True) -> None:
         seed = get("seed")
         if seed is not None and (isinstance(seed, bool) or not -(2**63) <= seed < 2**64):
             raise InvalidInput("seed must be a 64-bit integer", field="seed")
+
+
+# NOTE: a day of margin at both ends, so that the partition day of any
+# accepted time exists in every time zone (year 1 and 9999 overflow there).
+_EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
+_LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
+
+
+def check_time(value: object, name: str = "created_at") -> None:
+    """Raise ValueError unless ``value`` is an ISO 8601 time between years 1 and 9999 in every zone.
+
+    Raised inside msgspec decoding, the error becomes a ValidationError: a
+    sidecar, manifest line or backup record with such a time does not parse.
+    """
+    try:
+        dt = datetime.fromisoformat(value)  # type: ignore[arg-type]
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        ok = 1 < dt.year < 9999 or _EARLIEST <= dt <= _LATEST  # NOTE: the year test alone is the fast path
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} is not an ISO 8601 time between the years 1 and 9999")
+
+
+THUMB_RE = re.compile(r"thumb/([0-9a-f]{32})\.(webp|jpg)")
+
+
+def check_record_paths(record: Any) -> None:
+    """Raise InvalidInput unless the record's id, thumb and mime are safe path parts."""
+    if not is_id(record.id):
+        raise InvalidInput("record id must be 32 lowercase hex characters", field="id")
+    if record.mime not in EXT_BY_MIME:
+        raise InvalidInput("record mime must be image/png, image/jpeg, image/webp, video/mp4 or video/webm", field="mime")
+    if record.thumb is not None:
+        m = THUMB_RE.fullmatch(record.thumb)
+        if m is None or m[1] != record.id:
+            raise InvalidInput("record thumb must be thumb/<id>.webp or thumb/<id>.jpg", field="thumb")
