@@ -18,7 +18,8 @@ from casvault.store import Store
 from casvault.trash import purge_expired
 from casvault.validate import check_user_id
 
-from .api import COLLECTION_OF_KIND, json_body, parse_query, purge_failures, serialize
+from .params import COLLECTION_OF_KIND, json_body, parse_query
+from .serialize import purge_failures, serialize
 from .auth import require_token
 from .errors import ApiError
 from .ext import get_store

@@ -8,39 +8,39 @@ visitor's answers 404, never 403, so ids cannot be probed.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from casvault import shares
-from casvault.blobs import digest
 from casvault.errors import CasvaultError, Conflict, NotFound
-from casvault.index import Query
 from casvault.quota import percent
-from casvault.records import Record, to_dict
 from casvault.secondary import FACETS
 from casvault.store import Store
 from casvault.trash import purge_expired
-from casvault.validate import check_filename, check_tags, check_user_id
 
 from . import archive
-from .auth import check_csrf, current_user, require_token
-from .errors import SERVER_MESSAGES, ApiError
+from .auth import check_csrf, current_user
+from .errors import ApiError
 from .ext import get_store
 from .files import PRIVATE_CACHE, send_original, send_thumb, wants_download
+from .openapi import document
+from .params import (
+    BULK_ACTIONS,
+    KIND_OF_COLLECTION,
+    MAX_BULK_IDS,
+    MAX_PREFIX,
+    int_arg,
+    json_body,
+    parse_query,
+    single_form_fields,
+    tag_list,
+    upload_file,
+)
+from .serialize import created, created_record, purge_failures, serialize
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-MAX_PAGE_SIZE = 200
-DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-MAX_BULK_IDS = 500
-MAX_PREFIX = 200
-# Endpoints authenticated by a bearer token, not the cookie: no CSRF check.
-TOKEN_ENDPOINTS = {"api.ingest"}
-KIND_OF_COLLECTION = {"images": "generated", "inputs": "input", "controls": "control"}
-COLLECTION_OF_KIND = {kind: name for name, kind in KIND_OF_COLLECTION.items()}
-BULK_ACTIONS = ("delete", "restore", "purge", "favorite", "unfavorite", "tag", "untag")
 # Which source kinds each library may copy from, by body field.
 COPY_SOURCES = {
     "input": {"image_id": "generated", "control_id": "control"},
@@ -50,104 +50,10 @@ COPY_SOURCES = {
 
 @bp.before_request
 def _csrf() -> None:
-    if request.endpoint not in TOKEN_ENDPOINTS:
-        check_csrf()
+    check_csrf()
 
 
-# --- serialisation -----------------------------------------------------------
-
-
-def serialize(store: Store, record: Record) -> dict[str, Any]:
-    """A record as the API shows it, with ``url`` and ``thumb_url``.
-
-    Active images are served from /outputs (static, cacheable); trashed ones
-    only through the owner's API (``/api/v1/<collection>/<id>/file|thumb``).
-    """
-    data = to_dict(record)
-    if record.status == "active":
-        image, _, thumb = store.layout.paths(record)
-        data["url"] = store.layout.rel_url(image)
-        data["thumb_url"] = store.layout.rel_url(thumb) if record.thumb else None
-    else:
-        base = f"/api/v1/{COLLECTION_OF_KIND[record.kind]}/{record.id}"
-        data["url"] = f"{base}/file"
-        data["thumb_url"] = f"{base}/thumb" if record.thumb else None
-    return data
-
-
-# --- request parsing -------------------------------------------------------------
-
-
-def int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    """An integer query parameter within bounds; raises a 400 ApiError."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_request", f"{name} must be an integer", field=name) from None
-    if not lo <= value <= hi:
-        raise ApiError(400, "bad_request", f"{name} must be between {lo} and {hi}", field=name)
-    return value
-
-
-def parse_query(store: Store, kind: str) -> Query:
-    """The listing parameters of this request as a Query; raises 400 on bad values."""
-    args = request.args
-    include = args.get("include", "active")
-    if include not in ("active", "trash", "all"):
-        raise ApiError(400, "bad_request", "include must be active, trash or all", field="include")
-    for name in ("from_date", "to_date"):
-        if args.get(name) and not DATE_RE.fullmatch(args[name]):
-            raise ApiError(400, "bad_request", f"{name} must be YYYY-MM-DD", field=name)
-    lo, hi = store.day_bounds(args.get("from_date") or None, args.get("to_date") or None)
-    favorite = args.get("favorite", "")
-    if favorite not in ("", "0", "1", "true", "false"):
-        raise ApiError(400, "bad_request", "favorite must be 1 or 0", field="favorite")
-    q = args.get("q", "")
-    if len(q) > 500:
-        raise ApiError(400, "bad_request", "q is longer than 500 characters", field="q")
-    return Query(
-        kind=kind,
-        include=include,
-        created_from=lo,
-        created_before=hi,
-        aspect_ratio=args.get("aspect_ratio") or None,
-        tag=args.get("tag") or None,
-        workflow_id=args.get("workflow_id") or None,
-        model=args.get("model") or None,
-        lora=args.get("lora") or None,
-        sampler=args.get("sampler") or None,
-        words=tuple(q.split()),
-        favorite=favorite in ("1", "true"),
-        cursor=args.get("cursor") or None,
-        page=int_arg("page", 1, 1, 1_000_000),
-        size=int_arg("size", 50, 1, MAX_PAGE_SIZE),
-    )
-
-
-def json_body(allowed: tuple[str, ...], *, required: bool = True) -> dict[str, Any]:
-    """The request's JSON object; raises 400 for anything else or an unknown field.
-
-    With ``required=False`` an empty body counts as ``{}``.
-    """
-    if not required and not request.get_data(cache=True):
-        return {}
-    data = request.get_json(force=True, silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_request", "the body must be a JSON object")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ApiError(400, "bad_request", f"unknown field {unknown[0]!r}", field=unknown[0])
-    return data
-
-
-def tag_list(value: Any) -> list[str]:
-    """A JSON tag list (strings only); raises 400."""
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise ApiError(400, "bad_request", "tags must be a list of strings", field="tags")
-    return check_tags(value)
+# --- listings -------------------------------------------------------------------
 
 
 def listing(store: Store, owner: str, kind: str) -> Response:
@@ -161,13 +67,6 @@ def listing(store: Store, owner: str, kind: str) -> Response:
         total=page.total,
         next_cursor=page.next_cursor,
     )
-
-
-def created(body: dict[str, Any]) -> Response:
-    """A 201 JSON answer."""
-    resp = jsonify(body)
-    resp.status_code = 201
-    return resp
 
 
 # --- one collection: images, inputs or controls ------------------------------------
@@ -330,18 +229,6 @@ def _bulk_one(store: Store, owner: str, action: str, rid: str, tags: list[str]) 
     return {"item": serialize(store, record)}
 
 
-def purge_failures(failed: list[dict[str, Any]], *, with_owner: bool) -> list[dict[str, Any]]:
-    """A purge report's failures as the API shows them: the reason goes to the log, a generic message out."""
-    shown = []
-    for f in failed:
-        current_app.logger.error("purge of %s/%s failed: %s", f["owner"], f["id"], f["reason"])
-        item = {"id": f["id"], "code": f["code"], "message": SERVER_MESSAGES.get(f["code"], "internal server error")}
-        if with_owner:
-            item["owner"] = f["owner"]
-        shown.append(item)
-    return shown
-
-
 @bp.post("/images/purge-trash")
 def purge_trash():
     """Empty the visitor's trash (images, inputs and controls) for good; 200 with ``failed`` listing what was not."""
@@ -408,37 +295,13 @@ def _zip_download(raw: str) -> Response:
 # --- inputs and controls --------------------------------------------------------------
 
 
-def _upload_file() -> tuple[bytes, str | None]:
-    upload = request.files.get("file")
-    if upload is None:
-        raise ApiError(400, "bad_request", "multipart field 'file' is missing", field="file")
-    data = upload.read()
-    return data, upload.filename
-
-
-def _created(store: Store, result) -> Response:
-    body = serialize(store, result.record)
-    if result.in_trash:
-        body["duplicate_in_trash"] = result.in_trash
-    return created(body)
-
-
-def _single_form_fields() -> None:
-    """Refuse a multipart form that repeats a field (which value would count is ambiguous)."""
-    for name in request.form:
-        if len(request.form.getlist(name)) > 1:
-            raise ApiError(400, "bad_request", f"form field {name!r} is repeated", field=name)
-    if len(request.files.getlist("file")) > 1:
-        raise ApiError(400, "bad_request", "send one file per request", field="file")
-
-
 def upload(kind: str) -> Response:
     """Store an uploaded file as the visitor's input or control image."""
     store = get_store()
-    _single_form_fields()
-    data, filename = _upload_file()
+    single_form_fields()
+    data, filename = upload_file()
     result = store.ingest(data, current_user(), kind, original_filename=filename, tags=request.form.get("tags"))
-    return _created(store, result)
+    return created_record(store, result)
 
 
 @bp.post("/inputs/upload")
@@ -482,63 +345,11 @@ def quota():
     )
 
 
-# --- pipeline --------------------------------------------------------------------
-
-INGEST_FIELDS = ("workflow_id", "aspect_ratio", "seed", "prompt", "negative_prompt", "created_at")
-
-
-@bp.post("/ingest")
-@require_token("ingest")
-def ingest():
-    """The JobManager's path: store a generated (or control/input) image for ``owner``."""
-    store = get_store()
-    _single_form_fields()
-    data, filename = _upload_file()
-    form = request.form
-    owner = form.get("owner")
-    if not owner:
-        raise ApiError(400, "bad_request", "form field 'owner' is missing", field="owner")
-    kind = form.get("kind") or "generated"
-    fields = {k: form.get(k) or None for k in INGEST_FIELDS} if kind == "generated" else {}
-    if kind != "generated" and form.get("created_at"):
-        fields["created_at"] = form.get("created_at")
-    original_filename = form.get("original_filename") or filename
-    existing = _existing_for_if_exists(store, data, owner, kind, original_filename)
-    if existing is not None:
-        return jsonify({**serialize(store, existing), "skipped_duplicate": True})
-    result = store.ingest(
-        data,
-        owner,
-        kind,
-        original_filename=original_filename,
-        tags=form.get("tags"),
-        **fields,
-    )
-    return _created(store, result)
-
-
-def _existing_for_if_exists(store: Store, data: bytes, owner: str, kind: str, filename: str | None) -> Record | None:
-    """With ``if_exists=skip``, the owner's record of the same bytes, file name and kind; else None.
-
-    ``new`` (the default) makes a record for every call: each generation is
-    an event. ``skip`` is the CLI's rerun rule, for a pipeline that retries.
-    """
-    mode = request.form.get("if_exists") or "new"
-    if mode not in ("new", "skip"):
-        raise ApiError(400, "bad_request", "if_exists must be 'new' or 'skip'", field="if_exists")
-    if mode == "new":
-        return None
-    rid = store.find_duplicate(check_user_id(owner), digest(data), check_filename(filename), kind)
-    return store.get(owner, rid) if rid is not None else None
-
-
 # --- the API's own description -------------------------------------------------------------
 
 
 @bp.get("/openapi.json")
 def openapi_document():
     """The OpenAPI document of this API."""
-    from .openapi import document
-
     return jsonify(document())
 

@@ -13,7 +13,7 @@ from typing import Any
 from casvault.secondary import FACETS
 from casvault.shares import MAX_EXPIRES_IN, MIN_EXPIRES_IN
 
-from .api import BULK_ACTIONS, MAX_BULK_IDS, MAX_PAGE_SIZE, MAX_PREFIX
+from .params import BULK_ACTIONS, MAX_BULK_IDS, MAX_PAGE_SIZE, MAX_PREFIX
 from .archive import MAX_IDS
 
 JSON = "application/json"
