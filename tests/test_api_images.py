@@ -8,7 +8,7 @@ import os
 import pytest
 
 from tests.api_helpers import add_image, error_code, new_client, visitor
-from tests.conftest import make_png
+from tests.conftest import INGEST_TOKEN, make_png, user
 
 API = "/api/v1/images"
 
@@ -319,3 +319,31 @@ def test_purge_trash_lists_a_record_that_failed(client, store, me, monkeypatch):
     assert failed["code"] == "storage_error" and "owner" not in failed
     assert sorted(body["purged"] + [failed["id"]]) == sorted(r.id for r in gone)
     assert store.get(me, failed["id"]).status == "trash"
+
+
+def ingest(client, data, **form):
+    """POST /api/v1/ingest with the ingest token, for user(1) by default."""
+    form = {"owner": user(1), **form}
+    return client.post("/api/v1/ingest", data={"file": (io.BytesIO(data), "ComfyUI_00001_.png"), **form},
+                       headers={"Authorization": f"Bearer {INGEST_TOKEN}"})
+
+
+def test_listing_recent_first_for_the_cookie_owner(app, store):
+    c = app.test_client()
+    c.environ_base["HTTP_X_REQUESTED_WITH"] = "XMLHttpRequest"
+    c.get("/api/v1/images")
+    ids = []
+    for i in range(3):
+        ids.append(c.post("/api/v1/inputs/upload", data={"file": (io.BytesIO(make_png(seed=i)), "x.png")}).get_json()["id"])
+    body = c.get("/api/v1/inputs?size=2").get_json()
+    assert [it["id"] for it in body["items"]] == ids[::-1][:2] and body["total"] == 3 and body["next_cursor"]
+    nxt = c.get(f"/api/v1/inputs?size=2&cursor={body['next_cursor']}").get_json()
+    assert [it["id"] for it in nxt["items"]] == [ids[0]]
+
+
+def test_duplicate_of_trashed_is_flagged(client, store):
+    data = make_png(seed=44)
+    first = ingest(client, data).get_json()
+    store.trash(user(1), first["id"])
+    r = ingest(client, data)
+    assert r.status_code == 201 and r.get_json()["duplicate_in_trash"] == [first["id"]]

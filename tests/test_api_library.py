@@ -134,3 +134,24 @@ def test_upload_too_large_is_413(tmp_path):
     big = make_png(300, 300, seed=1, text={"pad": "x" * 5000})
     resp = c.post("/api/v1/inputs/upload", data={"file": (io.BytesIO(big), "big.png")})
     assert resp.status_code == 413 and error_code(resp) == "too_large"
+
+
+def test_upload_bad_file_is_415_and_leaves_nothing(client, store):
+    r = client.post("/api/v1/inputs/upload", data={"file": (io.BytesIO(b"<svg/>"), "x.png")})
+    assert r.status_code == 415 and r.get_json()["error"]["code"] == "unsupported_media_type"
+    assert not [p for p in store.layout.root.rglob("*") if p.is_file() and p.name != "casvault.json" and p.suffix in (".png", ".json", ".webp", ".tmp")]
+
+
+def test_upload_missing_file_field(client):
+    r = client.post("/api/v1/inputs/upload", data={"other": "x"})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "bad_request"
+
+
+def test_upload_input_and_control_land_in_their_folders(client, store):
+    r = client.post("/api/v1/inputs/upload", data={"file": (io.BytesIO(make_png(seed=2)), "in.png")})
+    assert r.status_code == 201 and "/inputs/" in r.get_json()["url"] and r.get_json()["kind"] == "input"
+    r = client.post("/api/v1/controls/upload", data={"file": (io.BytesIO(make_png(seed=3)), "c.png")})
+    assert r.status_code == 201 and "/controls/" in r.get_json()["url"]
+    assert client.get("/api/v1/inputs").get_json()["total"] == 1
+    assert client.get("/api/v1/controls").get_json()["total"] == 1
+    assert client.get("/api/v1/images").get_json()["total"] == 0

@@ -60,18 +60,6 @@ def test_thumbnails_makes_only_missing_ones_unless_forced(fstore, runner):
     assert res.exit_code == 2
 
 
-def test_thumbnail_goes_where_the_record_is_now(fstore):
-    from casvault import thumbjob
-
-    rec = fstore.ingest(make_png(seed=1), A).record
-    fstore.layout.thumb_path(rec).unlink()
-    fstore.trash(A, rec.id)
-    report = thumbjob.regenerate(fstore, jobs=1)
-    assert report.made == 1
-    assert fstore.layout.thumb_path(rec, trashed=True).is_file()
-    assert not fstore.layout.thumb_path(rec, trashed=False).exists()
-
-
 def test_quota_report(tmp_path, runner, monkeypatch):
     monkeypatch.setenv("CASVAULT_QUOTA_MAX_COUNT", "4")
     store = Store(Config.from_env(root=tmp_path / "root", fsync=False))

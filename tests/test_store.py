@@ -116,23 +116,6 @@ def test_other_users_records_are_not_found(store):
         store.trash(B, rec.id)
 
 
-def test_quota_count_and_bytes_trash_counts(config):
-    store = Store(config.with_(quota_max_count=2))
-    r1 = store.ingest(make_png(seed=1), A).record
-    store.ingest(make_png(seed=2), A)
-    store.trash(A, r1.id)
-    with pytest.raises(QuotaExceeded) as err:
-        store.ingest(make_png(seed=3), A)
-    assert err.value.details["usage"]["trash_count"] == 1
-    store.purge(A, r1.id)
-    store.ingest(make_png(seed=3), A)
-    data = make_png(seed=9)
-    small = Store(config.with_(root=config.root.parent / "r2", quota_max_bytes=len(data) + 10))
-    small.ingest(data, A)
-    with pytest.raises(QuotaExceeded):
-        small.ingest(make_png(seed=10), A)
-
-
 def test_meta_update_rewrites_sidecar_and_logs(store):
     rec = store.ingest(make_png(seed=5), A).record
     new = store.update_meta(A, rec.id, tags=["cat", "cat", " dog "], favorite=True)
@@ -222,14 +205,6 @@ def test_missing_manifest_is_rebuilt_on_first_read(config):
     s3 = Store(config)
     s3.ingest(make_png(seed=9), A)
     assert s3.list(A, Query()).total == 3
-
-
-def test_user_lock_is_reentrant_in_a_thread(store):
-    with store.locks.user(A):
-        with store.locks.user(A):
-            assert store.locks.holds_user(A)
-        assert store.locks.holds_user(A)
-    assert not store.locks.holds_user(A)
 
 
 def test_add_and_remove_tags_apply_to_current_tags(config):
