@@ -38,8 +38,9 @@ from .blobs import blake3_digest, digest
 from .errors import CasvaultError, InvalidInput, ManifestCorrupt, UnsafeFile
 from .layout import normalize_time
 from .records import (
-    RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, encode_record, now_iso,
+    RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, now_iso,
 )
+from .sidecars import write_sidecar
 from .store import Store, _fill_from_comfy
 from .validate import FIELD_MAX_LEN, MIME_BY_EXT, check_image, check_time, check_tags, check_text, is_id, is_user_id, sniff
 
@@ -289,14 +290,14 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     image, sidecar, thumb = store.layout.paths(record)
     if existing is None:
         safefs.make_dirs(store.layout.root, sidecar.parent)
-        write_file(sidecar, encode_record(record), store.layout.tmp, fsync=cfg.fsync)
+        write_sidecar(store.layout, record, fsync=cfg.fsync)
         faults.point("adopt.after_sidecar")
     ensure_projection(store, record, image)
     faults.point("adopt.after_projection")
     if record.thumb and not thumb.exists():
         safefs.make_dirs(store.layout.root, thumb.parent)
         assert info.image is not None
-        write_file(thumb, thumbs.make_thumbnail(info.image, cfg.thumb_size, cfg.thumb_quality), store.layout.tmp,
+        write_file(thumb, store.thumbnailer.make(info.image), store.layout.tmp,
                    fsync=cfg.fsync)
     if not _logged(store, owner, record.id, locked):
         event = AddEvent(at=now_iso(), record=record)
@@ -342,7 +343,7 @@ def _build(
         sha256=digest(data),
         created_at=created,
         status="active",
-        thumb=f"thumb/{rid}.{thumbs.THUMB_EXT}",
+        thumb=thumbs.thumb_rel(rid),
         tags=tags,
         width=info.width,
         height=info.height,

@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable
 import blake3 as _blake3
 import msgspec
 
-from . import faults, media, safefs, thumbs
+from . import faults, media, safefs
 from .atomic import fsync_dir
 from .blobs import FileBlobStore, digest
 from .config import Config
@@ -539,7 +539,7 @@ def _restore_record(ctx: _Context, record: Record) -> None:
     thumb = None
     if record.thumb:
         assert info.image is not None
-        thumb = thumbs.make_thumbnail(info.image, cfg.thumb_size, cfg.thumb_quality)
+        thumb = store.thumbnailer.make(info.image)
     if ctx.dry_run:
         report.restored += 1
         report.ids.append(record.id)

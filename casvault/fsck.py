@@ -32,11 +32,11 @@ from typing import Any, Callable, Iterable
 import msgspec
 
 from . import safefs, sidecars
-from .atomic import remove, write_file
+from .atomic import remove
 from .blobs import FileBlobStore, digest
 from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
 from .manifest import ManifestState, replay
-from .records import Record, decode_record, encode_record
+from .records import Record, decode_record
 from .store import Store
 from .validate import MIME_BY_EXT, is_id, is_user_id
 
@@ -400,7 +400,7 @@ class _UserCheck:
                 safefs.make_dirs(self.layout.root, dst.parent)
                 os.replace(src, dst)
         safefs.make_dirs(self.layout.root, sidecar.parent)
-        write_file(sidecar, encode_record(record), self.layout.tmp, fsync=self.store.config.fsync)
+        sidecars.write_sidecar(self.layout, record, fsync=self.store.config.fsync)
         remove(at)
 
     def _check_blob(self, record: Record, files: UserFiles) -> bool:

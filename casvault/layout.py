@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from typing import TYPE_CHECKING
 
+from .thumbs import thumb_rel
 from .validate import check_record_paths, check_user_id
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class Layout:
     def paths(self, record: Record, trashed: bool | None = None) -> tuple[Path, Path, Path]:
         """(image, sidecar, thumbnail) paths of a record."""
         d = self.record_dir(record, trashed)
-        return d / f"{record.id}.{record.ext}", d / f"{record.id}.json", d / (record.thumb or f"thumb/{record.id}.webp")
+        return d / f"{record.id}.{record.ext}", d / f"{record.id}.json", d / (record.thumb or thumb_rel(record.id))
 
     def rel_url(self, path: Path) -> str:
         """The /outputs URL of a file under outputs/."""

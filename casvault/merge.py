@@ -30,7 +30,8 @@ from .adopt import ensure_projection
 from .atomic import remove, write_file
 from .errors import Conflict, InvalidInput
 from .manifest import replay
-from .records import MoveEvent, Record, encode_record, evolve, now_iso
+from .records import MoveEvent, Record, evolve, now_iso
+from .sidecars import write_sidecar
 from .store import Store
 from .validate import ANON_RE, MEMBER_RE, check_user_id
 
@@ -144,7 +145,7 @@ def _move_one(store: Store, known: Record, member: str) -> str:
         new = evolve(record, owner=member)
         image, sidecar, thumb = store.layout.paths(new)
         safefs.make_dirs(store.layout.root, sidecar.parent)
-        write_file(sidecar, encode_record(new), store.layout.tmp, fsync=cfg.fsync)
+        write_sidecar(store.layout, new, fsync=cfg.fsync)
         faults.point("merge.after_sidecar")
         ensure_projection(store, new, image)
         faults.point("merge.after_projection")
@@ -168,13 +169,10 @@ def _move_one(store: Store, known: Record, member: str) -> str:
 
 
 def _copy_thumb(store: Store, record: Record, new: Record, dest: Path) -> None:
-    from . import thumbs
-
     try:
         data = store.layout.thumb_path(record).read_bytes()
     except FileNotFoundError:
-        data = thumbs.make_thumbnail(store.blobs.read(record.sha256), store.config.thumb_size,
-                                     store.config.thumb_quality)
+        data = store.thumbnailer.make(store.blobs.read(record.sha256))
     safefs.make_dirs(store.layout.root, dest.parent)
     write_file(dest, data, store.layout.tmp, fsync=store.config.fsync)
 

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from . import safefs
+from .atomic import write_file, write_tmp
 from .blobs import BlobStore, digest
 from .errors import CasvaultError, InvalidInput
 from .layout import Layout
 from .manifest import replay
-from .records import Record
+from .records import Record, encode_record
 from .validate import check_record
 
 
@@ -35,6 +36,18 @@ class Store(Protocol):
 
 CLAIM = "claims a blob of another user without carrying its bytes"
 SIDECAR_MAX_RECORD_BYTES = 1 << 62  # NOTE: the upload limit may have been lowered since the ingest
+
+
+def write_sidecar(layout: Layout, record: Record, *, fsync: bool, at: Path | None = None, point: str = "") -> Path:
+    """Replace ``record``'s sidecar atomically, at its place (or ``at``); the store's one sidecar write."""
+    path = at if at is not None else layout.sidecar_path(record)
+    write_file(path, encode_record(record), layout.tmp, fsync=fsync, point=point)
+    return path
+
+
+def stage_sidecar(layout: Layout, record: Record, *, fsync: bool) -> Path:
+    """A durable temp file holding ``record``'s sidecar, published later by a rename (ingest, copy)."""
+    return write_tmp(layout.tmp, encode_record(record), fsync=fsync, point="sidecar.write")
 
 
 def refusal(record: Record) -> str | None:

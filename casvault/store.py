@@ -22,7 +22,7 @@ import msgspec
 
 from . import comfy, faults, media, quota, safefs, sidecars, thumbs
 from .aspect import aspect_ratio
-from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
+from .atomic import fsync_dir, publish, remove, storage_error, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
 from .blobs import FileBlobStore, StagedBlob, background, blake3_digest, digest
 from .config import Config
@@ -45,7 +45,6 @@ from .records import (
     RestoreEvent,
     TrashEvent,
     decode_record,
-    encode_record,
     evolve,
     now_iso,
 )
@@ -100,6 +99,7 @@ class Store:
         self._indexes: dict[str, UserIndex] = {}
         self._mutex = threading.Lock()
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
+        self.thumbnailer = thumbs.Thumbnailer(config.thumb_size, config.thumb_quality)
 
     # --- opening ------------------------------------------------------------
 
@@ -313,14 +313,15 @@ class Store:
         ``if_exists=skip``: the same bytes as another kind (a control of a
         generated image) are not a duplicate.
         """
-        idx = self.index(owner)
-        same = [
-            record
-            for record in (idx.records.get(rid) for rid in idx.by_sha.get(sha256, ()))
-            if record is not None and record.original_filename == original_filename and record.kind == kind
-        ]
+        same = [r for r in self.with_digest(owner, sha256) if r.original_filename == original_filename and r.kind == kind]
         # NOTE: the oldest one, so every retry answers with the same record.
-        return min(same, key=lambda r: (r.created_at, r.id)).id if same else None
+        return same[0].id if same else None
+
+    def with_digest(self, owner: str, sha256: str) -> list[Record]:
+        """``owner``'s records (any kind and status) of the blob ``sha256``, oldest first."""
+        idx = self.index(owner)
+        found = [r for r in (idx.records.get(rid) for rid in idx.by_sha.get(sha256, ())) if r is not None]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
 
     def ingest(
         self,
@@ -408,11 +409,10 @@ class Store:
         sha = staged.sha256 if staged is not None else digest(data)
         b3 = staged.blake3() if staged is not None else blake3_digest(data)
         rid = uuid.uuid4().hex
-        thumb_rel = f"thumb/{rid}.{thumbs.THUMB_EXT}"
         thumb_bytes = None
         if make_thumb:
             assert info.image is not None
-            thumb_bytes = thumbs.make_thumbnail(info.image, self.config.thumb_size, self.config.thumb_quality)
+            thumb_bytes = self.thumbnailer.make(info.image)
         common = dict(
             id=rid,
             owner=owner,
@@ -421,7 +421,7 @@ class Store:
             sha256=sha,
             created_at=created,
             status="active",
-            thumb=thumb_rel if make_thumb else None,
+            thumb=thumbs.thumb_rel(rid) if make_thumb else None,
             tags=check_tags(tags),
             width=info.width,
             height=info.height,
@@ -436,7 +436,7 @@ class Store:
             with self.locks.user(owner):
                 idx = self.index(owner)
                 quota.check(idx.usage(), self.limits, len(data))
-                in_trash = sorted(i for i in idx.by_sha.get(sha, ()) if idx.records[i].status == "trash")
+                in_trash = sorted(r.id for r in self.with_digest(owner, sha) if r.status == "trash")
                 faults.point("ingest.before_blob")
                 new_blob = staged.publish() if staged is not None else self.blobs.put(data, sha)
                 faults.point("ingest.after_blob")
@@ -481,7 +481,7 @@ class Store:
             job = background().submit(write_tmp, self.layout.tmp, thumb_bytes, fsync=fsync, point="thumb.write")
         sidecar = None
         try:
-            sidecar = write_tmp(self.layout.tmp, encode_record(record), fsync=fsync, point="sidecar.write")
+            sidecar = sidecars.stage_sidecar(self.layout, record, fsync=fsync)
             return sidecar, job.result() if job is not None else None
         except BaseException:
             if sidecar is not None:
@@ -639,7 +639,7 @@ class Store:
                 sha256=src.sha256,
                 created_at=normalize_time(None),
                 status="active",
-                thumb=f"thumb/{rid}.{thumbs.THUMB_EXT}",
+                thumb=thumbs.thumb_rel(rid),
                 tags=[],
                 width=src.width,
                 height=src.height,
@@ -649,7 +649,7 @@ class Store:
             try:
                 thumb_bytes = self.layout.thumb_path(src).read_bytes()
             except OSError:
-                thumb_bytes = thumbs.make_thumbnail(self.blobs.read(src.sha256), self.config.thumb_size)
+                thumb_bytes = self.thumbnailer.make(self.blobs.read(src.sha256))
             if not self.blobs.has(src.sha256):
                 raise NotFound("the source image's original is missing", id=source_id)
             self._materialize_or_discard(record, thumb_bytes, "copy.before_manifest")
@@ -701,7 +701,7 @@ class Store:
         dst_image, dst_sidecar, dst_thumb = self.layout.paths(new)
         for path in (src_thumb, dst_thumb):
             safefs.check_inside(self.layout.root, path)
-        write_file(src_sidecar, encode_record(new), self.layout.tmp, fsync=self.config.fsync, point="sidecar.write")
+        sidecars.write_sidecar(self.layout, new, fsync=self.config.fsync, at=src_sidecar, point="sidecar.write")
         faults.point(f"{point}.after_sidecar")
         moved_dirs: set[Path] = set()
         for src, dst in ((src_image, dst_image), (src_thumb, dst_thumb), (src_sidecar, dst_sidecar)):
@@ -801,17 +801,12 @@ class Store:
             if not changes:
                 return record
             new = evolve(record, **changes)
-            write_file(
-                self.layout.sidecar_path(new), encode_record(new), self.layout.tmp, fsync=self.config.fsync,
-                point="sidecar.write",
-            )
+            sidecars.write_sidecar(self.layout, new, fsync=self.config.fsync, point="sidecar.write")
             faults.point("meta.after_sidecar")
             self.log_events(
                 owner,
                 MetaEvent(at=now_iso(), id=rid, tags=changes.get("tags"), favorite=changes.get("favorite")),
-                undo=lambda: write_file(
-                    self.layout.sidecar_path(record), encode_record(record), self.layout.tmp, fsync=self.config.fsync
-                ),
+                undo=lambda: sidecars.write_sidecar(self.layout, record, fsync=self.config.fsync),
             )
         return new
 
@@ -881,7 +876,7 @@ class Store:
         if ratio is None:
             return record
         new = evolve(record, aspect_ratio=ratio)
-        write_file(sidecar, encode_record(new), self.layout.tmp, fsync=self.config.fsync, point="sidecar.write")
+        sidecars.write_sidecar(self.layout, new, fsync=self.config.fsync, at=sidecar, point="sidecar.write")
         return new
 
 

@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from . import safefs, thumbs
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
-from .records import AddEvent, Record, encode_record, evolve, now_iso
+from .records import AddEvent, Record, evolve, now_iso
+from .sidecars import write_sidecar
 from .store import Store
 
 Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
@@ -38,7 +39,7 @@ class ThumbReport:
         return dict(self.__dict__)
 
 
-Task = tuple[str, int, int, str, bool]  # blob path, size, quality, tmp folder, fsync
+Task = tuple[str, thumbs.Thumbnailer, str, bool]  # blob path, thumbnail rule, tmp folder, fsync
 
 
 def render(task: Task) -> tuple[str | None, str | None]:
@@ -46,9 +47,9 @@ def render(task: Task) -> tuple[str | None, str | None]:
 
     Raises StorageFull / StorageError when the temp file cannot be written.
     """
-    blob_path, size, quality, tmp_dir, fsync = task
+    blob_path, thumbnailer, tmp_dir, fsync = task
     try:
-        data = thumbs.make_thumbnail(Path(blob_path).read_bytes(), size, quality)
+        data = thumbnailer.make(Path(blob_path).read_bytes())
     except Exception as exc:  # Pillow raises many types for damaged data
         return None, f"{exc.__class__.__name__}: {exc}"
     return str(write_tmp(Path(tmp_dir), data, fsync=fsync)), None
@@ -63,13 +64,13 @@ def write_thumbnail(store: Store, record: Record, data: bytes | None = None) -> 
     """
     cfg = store.config
     if data is None:
-        data = thumbs.make_thumbnail(store.blobs.read(record.sha256), cfg.thumb_size, cfg.thumb_quality)
-    new = record if record.thumb else evolve(record, thumb=f"thumb/{record.id}.{thumbs.THUMB_EXT}")
+        data = store.thumbnailer.make(store.blobs.read(record.sha256))
+    new = record if record.thumb else evolve(record, thumb=thumbs.thumb_rel(record.id))
     path = store.layout.thumb_path(new)
     safefs.make_dirs(store.layout.root, path.parent)
     write_file(path, data, store.layout.tmp, fsync=cfg.fsync)
     if new is not record:
-        write_file(store.layout.sidecar_path(new), encode_record(new), store.layout.tmp, fsync=cfg.fsync)
+        write_sidecar(store.layout, new, fsync=cfg.fsync)
         store.log_events(record.owner, AddEvent(at=now_iso(), record=new))
     return new
 
@@ -120,7 +121,7 @@ def regenerate(
     records = _select(store, store.users() if owners is None else owners, since, force, report)
     cfg = store.config
     tmp_dir = str(store.layout.tmp)
-    tasks = [(str(store.blobs.path(r.sha256)), cfg.thumb_size, cfg.thumb_quality, tmp_dir, cfg.fsync) for r in records]
+    tasks = [(str(store.blobs.path(r.sha256)), store.thumbnailer, tmp_dir, cfg.fsync) for r in records]
     results = zip(records, _results(tasks, jobs or os.cpu_count() or 1))
     items = progress(results, len(records), "thumbnails") if progress else results
     folders: set[Path] = set()

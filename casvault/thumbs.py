@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from PIL import Image, ImageOps, features
 
@@ -12,6 +13,23 @@ WEBP = features.check("webp")
 THUMB_EXT = "webp" if WEBP else "jpg"
 THUMB_MIME = "image/webp" if WEBP else "image/jpeg"
 ORIENTATION = 0x0112  # EXIF tag
+
+
+def thumb_rel(rid: str) -> str:
+    """Where record ``rid``'s thumbnail lives in its folder: ``thumb/<id>.<THUMB_EXT>``."""
+    return f"thumb/{rid}.{THUMB_EXT}"
+
+
+@dataclass(frozen=True)
+class Thumbnailer:
+    """The store's thumbnail rule: longest side ``size``, encoder ``quality`` (picklable, for worker processes)."""
+
+    size: int = 256
+    quality: int = 80
+
+    def make(self, source: bytes | Image.Image) -> bytes:
+        """The encoded thumbnail of an image (its bytes or a decoded image)."""
+        return make_thumbnail(source, self.size, self.quality)
 
 
 def make_thumbnail(source: bytes | Image.Image, size: int = 256, quality: int = 80) -> bytes:

@@ -246,3 +246,15 @@ def test_threads_of_one_process_share_a_store_safely(config):
     assert len(ids) == 30
     assert {r.id for r in Store(config).list(A, Query(size=100)).items} == set(ids)
     assert len(store.layout.manifest_path(A).read_text().splitlines()) == 30
+
+
+def test_copy_makes_a_missing_thumbnail_with_the_configured_quality(config):
+    store = Store(config.with_(thumb_quality=10))
+    src = store.ingest(make_png(seed=61, width=300, height=200), A).record
+    store.layout.thumb_path(src).unlink()
+    copy = store.copy_as_input(A, src.id)
+    from casvault import thumbs
+
+    made = store.layout.thumb_path(copy).read_bytes()
+    assert made == thumbs.make_thumbnail(store.read_original(src), config.thumb_size, 10)
+    assert made != thumbs.make_thumbnail(store.read_original(src), config.thumb_size, 80)
