@@ -554,7 +554,7 @@ def _restore_record(ctx: _Context, record: Record) -> None:
         # check and the manifest line below.
         if not _store_blob_ok(store, record):
             store.blobs.put(data, record.sha256)
-        store.place_record(record, thumb, point="restore_backup.before_manifest")
+        store.place_record(record, thumb, point="restore_backup")
     report.restored += 1
     report.ids.append(record.id)
 

@@ -22,9 +22,9 @@ import msgspec
 
 from . import comfy, faults, media, quota, safefs, sidecars, thumbs
 from .aspect import aspect_ratio
-from .atomic import fsync_dir, publish, remove, storage_error, write_tmp
+from .atomic import remove
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
-from .blobs import FileBlobStore, StagedBlob, background, blake3_digest, digest
+from .blobs import FileBlobStore, StagedBlob, blake3_digest, digest
 from .config import Config
 from .errors import CasvaultError, Conflict, InvalidInput, NotFound
 from .index import Query, UserIndex
@@ -59,7 +59,8 @@ from .validate import (
     is_id,
     is_user_id,
 )
-from .views import detect_mode, project_view
+from .views import detect_mode
+from .writer import Writer
 
 _meta_decoder = msgspec.json.Decoder(dict)
 log = logging.getLogger("casvault.store")
@@ -100,6 +101,7 @@ class Store:
         self._mutex = threading.Lock()
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
         self.thumbnailer = thumbs.Thumbnailer(config.thumb_size, config.thumb_quality)
+        self.writer = Writer(self.layout, self.blobs, self.log_events, link_setting=config.link_mode, fsync=config.fsync)
 
     # --- opening ------------------------------------------------------------
 
@@ -431,18 +433,14 @@ class Store:
             duration_ms=anim.duration_ms if anim else None,
         )
         record: Record = RECORD_TYPES[kind](**common, **fields)
-        files = self._stage_files(record, thumb_bytes)
+        files = self.writer.stage(record, thumb_bytes)
         try:
             with self.locks.user(owner):
                 idx = self.index(owner)
                 quota.check(idx.usage(), self.limits, len(data))
                 in_trash = sorted(r.id for r in self.with_digest(owner, sha) if r.status == "trash")
-                faults.point("ingest.before_blob")
-                new_blob = staged.publish() if staged is not None else self.blobs.put(data, sha)
-                faults.point("ingest.after_blob")
-                blob_dir = self.blobs.path(sha).parent if staged is not None and new_blob else None
-                self._materialize_or_discard(record, files, "ingest.before_manifest", blob_dir=blob_dir)
-                self.log_events(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
+                new_blob = self.writer.write(record, AddEvent(at=now_iso(), record=record), point="ingest", files=files,
+                                             blob=staged if staged is not None else data)
                 faults.point("ingest.after_manifest")
         finally:
             for tmp in files:
@@ -473,115 +471,9 @@ class Store:
         fields["negative_prompt"] = check_text(raw["negative_prompt"], "negative_prompt")
         return fields
 
-    def _stage_files(self, record: Record, thumb_bytes: bytes | None) -> tuple[Path, Path | None]:
-        """Durable temp files of a record's sidecar and thumbnail, written side by side."""
-        fsync = self.config.fsync
-        job = None
-        if thumb_bytes is not None:
-            job = background().submit(write_tmp, self.layout.tmp, thumb_bytes, fsync=fsync, point="thumb.write")
-        sidecar = None
-        try:
-            sidecar = sidecars.stage_sidecar(self.layout, record, fsync=fsync)
-            return sidecar, job.result() if job is not None else None
-        except BaseException:
-            if sidecar is not None:
-                remove(sidecar)
-            if job is not None and job.exception() is None:
-                remove(job.result())
-            raise
-
-    def _materialize(
-        self,
-        record: Record,
-        files: tuple[Path, Path | None],
-        blob_dir: Path | None = None,
-    ) -> None:
-        """Sidecar, then projection and thumbnail, in the record's folder, from durable temp files.
-
-        The renames keep the write order; the folders (and ``blob_dir``, where
-        a new blob was just renamed in) are fsynced once, after all of them.
-        """
-        image, sidecar, thumb = self.layout.paths(record)
-        side_tmp, thumb_tmp = files
-        try:
-            safefs.make_dirs(self.layout.root, sidecar.parent)
-        except OSError as exc:
-            raise storage_error(exc, "creating a day folder") from exc
-        publish(side_tmp, sidecar, fsync=False)
-        faults.point("ingest.after_sidecar")
-        self.project(record, image, fsync=False)
-        faults.point("ingest.after_projection")
-        folders = [blob_dir, sidecar.parent]
-        if thumb_tmp is not None:
-            try:
-                safefs.make_dirs(self.layout.root, thumb.parent)
-            except OSError as exc:
-                raise storage_error(exc, "creating a thumb folder") from exc
-            publish(thumb_tmp, thumb, fsync=False)
-            faults.point("ingest.after_thumb")
-            folders.append(thumb.parent)
-        if self.config.fsync:
-            # NOTE: every file was fsynced before its rename; one fsync per
-            # folder after all the renames makes them durable before the
-            # manifest line that acknowledges (on ext4 the first one commits
-            # the journal for all). A power loss before it may keep a sidecar
-            # and not its blob's name: fsck takes the bytes back from the
-            # projection, and the write was never acknowledged.
-            try:
-                for folder in folders:
-                    if folder is not None:
-                        fsync_dir(folder)
-            except OSError as exc:
-                raise storage_error(exc, "syncing a folder") from exc
-
-    def _materialize_or_discard(
-        self, record: Record, files: tuple[Path, Path | None] | bytes | None, point: str, blob_dir: Path | None = None
-    ) -> None:
-        """:meth:`_materialize` (from staged files or thumbnail bytes); on failure the half-made files are taken away."""
-        staged = files if isinstance(files, tuple) else self._stage_files(record, files)
-        try:
-            self._materialize(record, staged, blob_dir)
-            faults.point(point)
-        except Exception:
-            self._discard(record)
-            raise
-        finally:
-            if staged is not files:
-                for tmp in staged:
-                    if tmp is not None:
-                        remove(tmp)  # NOTE: a no-op for the published ones
-
-    def _discard(self, record: Record) -> None:
-        """Remove the files of a record that was never acknowledged, sidecar first; best effort."""
-        # NOTE: sidecar first: a projection left without one is removed by
-        # fsck, while a sidecar left without its projection would be adopted.
-        image, sidecar, thumb = self.layout.paths(record)
-        try:
-            safefs.check_inside(self.layout.root, thumb)
-        except CasvaultError:
-            return  # NOTE: a folder on the way is a symlink: nothing of ours was written through it
-        for path in (sidecar, image, thumb):
-            try:
-                remove(path)
-            except OSError:
-                pass
-
     def project(self, record: Record, dest: Path, *, fsync: bool | None = None) -> str:
-        """Place the projection of a record's blob at ``dest``; returns the link mode used.
-
-        ``fsync=False`` leaves the folder's fsync to the caller.
-        """
-        if not isinstance(self.blobs, FileBlobStore):
-            # NOTE: remote blobs have no local file to link to; the original is
-            # served by a presigned redirect (original_url), the thumbnail stays local.
-            return "remote"
-        return project_view(
-            self.blobs.path(record.sha256),
-            dest,
-            setting=self.config.link_mode,
-            fsync=self.config.fsync if fsync is None else fsync,
-            refresh_inode=lambda: self.blobs.refresh_inode(record.sha256),
-        )
+        """Place the projection of a record's blob at ``dest``; returns the link mode used (see :class:`Writer`)."""
+        return self.writer.project(record, dest, fsync=fsync)
 
     def log_events(self, owner: str, *events: Event, undo: Callable[[], object] | None = None) -> None:
         """Append events to the manifest and this process's indexes; call under ``owner``'s lock.
@@ -652,8 +544,7 @@ class Store:
                 thumb_bytes = self.thumbnailer.make(self.blobs.read(src.sha256))
             if not self.blobs.has(src.sha256):
                 raise NotFound("the source image's original is missing", id=source_id)
-            self._materialize_or_discard(record, thumb_bytes, "copy.before_manifest")
-            self.log_events(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
+            self.writer.write(record, AddEvent(at=now_iso(), record=record), point="copy", thumb=thumb_bytes)
         return record
 
     def place_record(self, record: Record, thumb_bytes: bytes | None, *, point: str) -> None:
@@ -663,8 +554,7 @@ class Store:
         already written are taken back and the error is raised: nothing
         half-written stays.
         """
-        self._materialize_or_discard(record, thumb_bytes, point)
-        self.log_events(record.owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
+        self.writer.write(record, AddEvent(at=now_iso(), record=record), point=point, thumb=thumb_bytes)
 
     # --- trash, restore, purge, metadata -------------------------------------
 
@@ -676,8 +566,7 @@ class Store:
                 raise Conflict("the image is already in the trash", id=rid)
             at = now_iso()
             new = evolve(record, status="trash", trashed_at=at)
-            self._move(record, new, point="trash")
-            self.log_events(owner, TrashEvent(at=at, id=rid), undo=lambda: self._move(new, record, point="undo_trash"))
+            self.writer.move(record, new, TrashEvent(at=at, id=rid), point="trash")
         return new
 
     def restore(self, owner: str, rid: str, kind: str | None = None) -> Record:
@@ -687,43 +576,8 @@ class Store:
             if record.status != "trash":
                 raise Conflict("the image is not in the trash", id=rid)
             new = evolve(record, status="active")  # NOTE: trashed_at stays: the last trashing (share links)
-            self._move(record, new, point="restore")
-            self.log_events(owner, RestoreEvent(at=now_iso(), id=rid), undo=lambda: self._move(new, record, point="undo_restore"))
+            self.writer.move(record, new, RestoreEvent(at=now_iso(), id=rid), point="restore")
         return new
-
-    def _move(self, old: Record, new: Record, point: str) -> None:
-        """Rewrite the sidecar with the new status, then move image, thumb, sidecar together.
-
-        The sidecar's status says where the files belong, so a crash between
-        the steps is finished by ``fsck --repair``.
-        """
-        src_image, src_sidecar, src_thumb = self.layout.paths(old)
-        dst_image, dst_sidecar, dst_thumb = self.layout.paths(new)
-        for path in (src_thumb, dst_thumb):
-            safefs.check_inside(self.layout.root, path)
-        sidecars.write_sidecar(self.layout, new, fsync=self.config.fsync, at=src_sidecar, point="sidecar.write")
-        faults.point(f"{point}.after_sidecar")
-        moved_dirs: set[Path] = set()
-        for src, dst in ((src_image, dst_image), (src_thumb, dst_thumb), (src_sidecar, dst_sidecar)):
-            try:
-                try:
-                    os.replace(src, dst)
-                except FileNotFoundError:
-                    if not src.parent.exists() and src.exists():
-                        raise
-                    if not os.path.lexists(src):
-                        if src is src_sidecar:
-                            raise
-                        continue  # e.g. no thumbnail: nothing to move
-                    safefs.make_dirs(self.layout.root, dst.parent)
-                    os.replace(src, dst)
-            except OSError as exc:
-                raise storage_error(exc, f"moving {src.name}") from exc
-            moved_dirs.update((src.parent, dst.parent))
-            faults.point(f"{point}.after_move_{dst.suffix.lstrip('.')}")
-        if self.config.fsync:
-            for d in moved_dirs:
-                fsync_dir(d)
 
     def purge(self, owner: str, rid: str) -> int:
         """Delete a trashed record for good; returns its logical bytes.

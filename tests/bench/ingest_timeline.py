@@ -23,9 +23,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
-from casvault import blobs, store as store_module  # noqa: E402
+from casvault import blobs, sidecars, store as store_module, writer as writer_module  # noqa: E402
 from casvault.config import Config  # noqa: E402
 from casvault.store import Store  # noqa: E402
+from casvault.writer import Writer  # noqa: E402
 
 from bench_ingest import OWNER, floor_write  # noqa: E402
 from common import clean_scratch, realistic_pngs, scratch  # noqa: E402
@@ -36,9 +37,10 @@ STEPS = (
     (blobs, "digest", "sha256 (caller)"),
     (blobs, "blake3_digest", "blake3 (pool)"),
     (blobs, "write_tmp", "original: temp write + fsync (pool)"),
-    (store_module, "write_tmp", "sidecar/thumb temp write + fsync"),
+    (sidecars, "write_tmp", "sidecar temp write + fsync"),
+    (writer_module, "write_tmp", "thumb temp write + fsync"),
     (blobs.StagedBlob, "publish", "original renamed into place"),
-    (Store, "_materialize", "sidecar, projection, thumb renamed; folders fsynced"),
+    (Writer, "_materialize", "sidecar, projection, thumb renamed; folders fsynced"),
     (Store, "log_events", "manifest line appended + fsync"),
 )
 
