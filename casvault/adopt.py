@@ -33,14 +33,13 @@ from typing import Any, Callable, Iterable, Iterator
 import msgspec
 
 from . import comfy, faults, safefs, thumbs
-from .atomic import fsync_dir, remove, write_file
+from .atomic import fsync_dir, remove
 from .blobs import blake3_digest, digest
 from .errors import CasvaultError, InvalidInput, ManifestCorrupt, UnsafeFile
 from .layout import normalize_time
 from .records import (
     RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, now_iso,
 )
-from .sidecars import write_sidecar
 from .store import Store, _fill_from_comfy
 from .validate import FIELD_MAX_LEN, MIME_BY_EXT, check_image, check_time, check_tags, check_text, is_id, is_user_id, sniff
 
@@ -167,18 +166,6 @@ def _unlogged_in_place(store: Store, owner: str, path: Path, under_lock: bool = 
     return (record.thumb is not None and not thumb.exists()) or not _logged(store, owner, stem, under_lock)
 
 
-def ensure_projection(store: Store, record: Record, dest: Path) -> None:
-    """Project the record's blob at ``dest`` unless ``dest`` already is the blob (same inode)."""
-    # NOTE: rename() onto another link of the same inode succeeds without
-    # doing anything, which would leave project_view's temp file behind.
-    try:
-        if os.path.samefile(dest, store.blobs.path(record.sha256)):
-            return
-    except OSError:
-        pass
-    store.project(record, dest)
-
-
 def derived_id(owner: str, rel: str, sha256: str) -> str:
     """A stable record id for a plain file: the same file at the same place gives the same id."""
     h = hashlib.sha256(f"{owner}\0{rel}\0{sha256}".encode()).digest()
@@ -287,26 +274,22 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     if existing is not None:
         record, status = existing, "resumed"
     store.blobs.put(data, sha)
-    image, sidecar, thumb = store.layout.paths(record)
-    if existing is None:
-        safefs.make_dirs(store.layout.root, sidecar.parent)
-        write_sidecar(store.layout, record, fsync=cfg.fsync)
-        faults.point("adopt.after_sidecar")
-    ensure_projection(store, record, image)
-    faults.point("adopt.after_projection")
-    if record.thumb and not thumb.exists():
-        safefs.make_dirs(store.layout.root, thumb.parent)
+    image, sidecar, _thumb = store.layout.paths(record)
+    added = record
+
+    def make_thumb() -> bytes:
         assert info.image is not None
-        write_file(thumb, store.thumbnailer.make(info.image), store.layout.tmp,
-                   fsync=cfg.fsync)
-    if not _logged(store, owner, record.id, locked):
-        event = AddEvent(at=now_iso(), record=record)
-        if locked:
-            store.manifest(owner).append(event)  # fsck rebuilds the manifest after adopting
-        else:
-            # NOTE: the store's own log path: it also keeps this process's index
-            # and a PostgreSQL record index (when configured) current.
-            store.log_events(owner, event)
+        return store.thumbnailer.make(info.image)
+
+    def event() -> AddEvent | None:
+        return None if _logged(store, owner, added.id, locked) else AddEvent(at=now_iso(), record=added)
+
+    # NOTE: under fsck's lock the line goes to the manifest only: fsck rebuilds
+    # it after adopting; else the store's log also keeps this process's index
+    # and a PostgreSQL record index (when configured) current.
+    store.writer.place(record, event, point="adopt", sidecar=existing is None,
+                       thumb=make_thumb,
+                       log=(lambda who, line: store.manifest(who).append(line)) if locked else None)
     faults.point("adopt.after_manifest")
     safefs.check_inside(store.layout.root, path)  # NOTE: again: a folder may have been swapped meanwhile
     if path != image:

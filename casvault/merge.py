@@ -25,13 +25,11 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from . import faults, safefs
-from .adopt import ensure_projection
+from . import faults
 from .atomic import remove, write_file
 from .errors import Conflict, InvalidInput
 from .manifest import replay
 from .records import MoveEvent, Record, evolve, now_iso
-from .sidecars import write_sidecar
 from .store import Store
 from .validate import ANON_RE, MEMBER_RE, check_user_id
 
@@ -136,24 +134,22 @@ def _guest_records(store: Store, guest: str) -> dict[str, Record]:
 def _move_one(store: Store, known: Record, member: str) -> str:
     """Move one record (both locks held); returns 'moved', 'finished', 'gone' or 'skipped'."""
     guest = known.owner
-    cfg = store.config
     now = store.current_sidecar(known)
     if now is None and store.index(member).get(known.id) is None:
         return "skipped"  # a guest record without sidecar that was never moved: fsck's to judge
     if now is not None:
         record, guest_sidecar = now
         new = evolve(record, owner=member)
-        image, sidecar, thumb = store.layout.paths(new)
-        safefs.make_dirs(store.layout.root, sidecar.parent)
-        write_sidecar(store.layout, new, fsync=cfg.fsync)
-        faults.point("merge.after_sidecar")
-        ensure_projection(store, new, image)
-        faults.point("merge.after_projection")
-        if new.thumb and not thumb.is_file():
-            _copy_thumb(store, record, new, thumb)
-        faults.point("merge.after_thumb")
-        if store.index(member).get(new.id) is None:
-            store.log_events(member, MoveEvent(at=now_iso(), id=new.id, owner_from=guest, owner_to=member, record=new))
+        moved = new
+
+        def event() -> MoveEvent | None:
+            # NOTE: asked after the member's files: a member without a manifest
+            # gets it rebuilt from the sidecars here, the new one included.
+            if store.index(member).get(moved.id) is not None:
+                return None
+            return MoveEvent(at=now_iso(), id=moved.id, owner_from=guest, owner_to=member, record=moved)
+
+        store.writer.place(new, event, point="merge", thumb=lambda: _guest_thumb(store, record))
         faults.point("merge.after_member_manifest")
         remove(guest_sidecar)
         faults.point("merge.after_guest_sidecar")
@@ -168,13 +164,12 @@ def _move_one(store: Store, known: Record, member: str) -> str:
     return "finished" if logged else "gone"
 
 
-def _copy_thumb(store: Store, record: Record, new: Record, dest: Path) -> None:
+def _guest_thumb(store: Store, record: Record) -> bytes:
+    """The guest's thumbnail bytes of ``record``, or a new one from its blob."""
     try:
-        data = store.layout.thumb_path(record).read_bytes()
+        return store.layout.thumb_path(record).read_bytes()
     except FileNotFoundError:
-        data = store.thumbnailer.make(store.blobs.read(record.sha256))
-    safefs.make_dirs(store.layout.root, dest.parent)
-    write_file(dest, data, store.layout.tmp, fsync=store.config.fsync)
+        return store.thumbnailer.make(store.blobs.read(record.sha256))
 
 
 def _remove_empty_dirs(store: Store, owner: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import faults, safefs, sidecars
-from .atomic import fsync_dir, publish, remove, storage_error, write_tmp
+from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .blobs import BlobStore, FileBlobStore, StagedBlob, background
 from .errors import CasvaultError
 from .layout import Layout
@@ -72,7 +72,53 @@ class Writer:
     def move(self, old: Record, new: Record, event: Event, *, point: str) -> None:
         """Move a record between outputs/ and trash/ (sidecar rewritten first), then ``event``'s line; undone on failure."""
         self._move(old, new, point)
+        faults.point(f"{point}.before_manifest")
         self.log(old.owner, event, undo=lambda: self._move(new, old, f"undo_{point}"))
+
+    def place(
+        self,
+        record: Record,
+        event: Callable[[], Event | None],
+        *,
+        point: str,
+        sidecar: bool = True,
+        thumb: Callable[[], bytes] | None = None,
+        log: Log | None = None,
+    ) -> None:
+        """Write or finish a record whose blob is stored, each file durable on its own; no undo (adopt, merge).
+
+        A rerun finishes what a crash left: the sidecar is written unless
+        ``sidecar`` is False (it is already there), the projection is made
+        unless it already is the blob, a missing thumbnail is made by
+        ``thumb``; then ``event()`` (None: the log already has it, asked only
+        now) is appended through ``log`` (default: the store's log).
+        """
+        image, side, thumb_path = self.layout.paths(record)
+        if sidecar:
+            safefs.make_dirs(self.layout.root, side.parent)
+            sidecars.write_sidecar(self.layout, record, fsync=self.fsync)
+            faults.point(f"{point}.after_sidecar")
+        self.ensure_projection(record, image)
+        faults.point(f"{point}.after_projection")
+        if record.thumb and thumb is not None and not thumb_path.is_file():
+            safefs.make_dirs(self.layout.root, thumb_path.parent)
+            write_file(thumb_path, thumb(), self.layout.tmp, fsync=self.fsync)
+        faults.point(f"{point}.after_thumb")
+        line = event()
+        faults.point(f"{point}.before_manifest")
+        if line is not None:
+            (log or self.log)(record.owner, line)
+
+    def ensure_projection(self, record: Record, dest: Path) -> None:
+        """Project the record's blob at ``dest`` unless ``dest`` already is the blob (same inode)."""
+        # NOTE: rename() onto another link of the same inode succeeds without
+        # doing anything, which would leave project_view's temp file behind.
+        try:
+            if os.path.samefile(dest, self.blobs.path(record.sha256)):  # type: ignore[attr-defined]
+                return
+        except OSError:
+            pass
+        self.project(record, dest)
 
     def stage(self, record: Record, thumb_bytes: bytes | None) -> tuple[Path, Path | None]:
         """Durable temp files of a record's sidecar and thumbnail, written side by side."""

@@ -108,7 +108,8 @@ def test_interrupted_adoption_resumes(fstore, point):
             f"s = Store(Config(root={str(fstore.layout.root)!r}, fsync=False)); "
             "import casvault.adopt as a, os; real = a.remove; "
             "a.remove = lambda p: os._exit(137); "
-            + ("a.ensure_projection = lambda *x: os._exit(137); " if point == "sidecar" else "")
+            + ("import casvault.writer as w; w.Writer.ensure_projection = lambda *x: os._exit(137); "
+               if point == "sidecar" else "")
             + "adopt.adopt_tree(s)"
         )
         proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -168,6 +168,19 @@ def test_every_point_in_the_core_is_reached_by_a_scenario():
     assert len(CASES) >= 40
 
 
+# Every caller of the one write path (casvault/writer.py), by scenario: the prefix of its points.
+WRITERS = {"ingest": "ingest", "upload": "ingest", "copy": "copy", "adopt": "adopt",
+           "restore_backup": "restore_backup", "merge": "merge", "trash": "trash", "restore": "restore"}
+
+
+@pytest.mark.parametrize(("scenario", "prefix"), sorted(WRITERS.items()))
+def test_every_caller_passes_the_one_write_path(scenario, prefix):
+    """Each write passes the write path's points, so the crash cases above cover it for every caller."""
+    assert f"{prefix}.after_sidecar" in TRACES[scenario]
+    assert f"{prefix}.before_manifest" in TRACES[scenario]
+    assert TRACES[scenario].index(f"{prefix}.after_sidecar") < TRACES[scenario].index(f"{prefix}.before_manifest")
+
+
 @pytest.mark.parametrize("scenario", sorted(driver.SCENARIOS))
 def test_scenario_without_a_crash(template, tmp_path, scenario):
     root, state = _prepared(template, tmp_path, scenario)
