@@ -235,7 +235,7 @@ def adopt_file(store: Store, path: Path, *, locked: bool = False) -> Adopted:
         safefs.check_inside(store.layout.root, path)
         if locked:
             return _adopt(store, path, owner, kind, rel.as_posix(), locked)
-        with store.locks.user(owner):
+        with store.user_lock(owner):
             return _adopt(store, path, owner, kind, rel.as_posix(), locked)
     except FileNotFoundError:
         return Adopted(str(path), "failed", owner=owner, reason="the file disappeared")

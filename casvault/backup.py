@@ -544,7 +544,7 @@ def _restore_record(ctx: _Context, record: Record) -> None:
         report.restored += 1
         report.ids.append(record.id)
         return
-    with store.locks.user(owner):
+    with store.user_lock(owner):
         if store.current_sidecar(record) is not None:
             report.existing += 1
             return
@@ -580,7 +580,7 @@ def _repair(ctx: _Context, record: Record) -> None:
         report.repaired += 1
         report.repaired_ids.append(record.id)
         return
-    with store.locks.user(record.owner):
+    with store.user_lock(record.owner):
         if data is not None and not _store_blob_ok(store, record):
             store.blobs.put(data, record.sha256)
         image = store.layout.image_path(record)

@@ -314,7 +314,7 @@ def sync(
     if default_owner is not None and not is_user_id(default_owner):
         raise InvalidInput(f"--default-owner {default_owner!r} is not a user id", field="default_owner")
     report = SyncReport()
-    with store.locks.job("comfy-sync"):
+    with store.job_lock("comfy-sync"):
         state = load_state(store)
         history = client.history(max_items)
         jobs = []

@@ -692,7 +692,7 @@ def _finish_interrupted(store: Store, report: Report, only: set[str] | None) -> 
                 p.detail += f" (failed: {exc.message})"
     if (only is None or "gc_unfinished" in only) and gc.pending(store):
         try:
-            with store.locks.job("gc"):
+            with store.job_lock("gc"):
                 restored = gc.recover_pending(store)
         except LockBusy:
             report.notes.append(GC_RUNNING)
@@ -716,7 +716,7 @@ def _check_users(
         return cache
 
     for owner in items:
-        with store.locks.user(owner):
+        with store.user_lock(owner):
             user_check = _UserCheck(store, owner, report, repair, only, blob_owners)
             rebuild = user_check.run()
         records += user_check.records

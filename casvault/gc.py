@@ -93,7 +93,7 @@ def recover_pending(store: Store) -> int:
 def running(store: Store) -> bool:
     """True when a gc run holds the ``gc`` job lock right now."""
     try:
-        with store.locks.job("gc"):
+        with store.job_lock("gc"):
             return False
     except LockBusy:
         return True
@@ -133,7 +133,7 @@ def collect(
     Raises LockBusy when another gc runs.
     """
     report = GcReport(dry_run=dry_run)
-    with store.locks.job("gc"):
+    with store.job_lock("gc"):
         if not dry_run:
             recover_pending(store)
         marked = referenced(store)
@@ -172,7 +172,7 @@ def _sweep(store: Store, candidates: list, report: GcReport, progress: Progress 
     owners = sorted(set(store.users()) | set(lock_users(store)))
     named: set[str] = set()
     for owner in owners:
-        with store.locks.user(owner):
+        with store.user_lock(owner):
             named |= _manifest_shas(store, owner)
     named |= _sidecar_shas(store, owners)
     items: Iterable[Any] = progress(moved, len(moved), "sweeping") if progress else moved

@@ -96,12 +96,11 @@ def merge_users(store: Store, guest: str, member: str, *, dry_run: bool = False,
         body = msgspec.json.encode({"guest": guest, "member": member, "started_at": now_iso()})
         write_file(journal, body, store.layout.tmp, fsync=store.config.fsync)
     faults.point("merge.after_journal")
-    first, second = sorted((guest, member))
     items: Iterable[Record] = list(known.values())
     if progress:
         items = progress(items, len(known), "merging")
     for record in items:
-        with store.locks.user(first), store.locks.user(second):
+        with store.user_lock(guest, member):  # NOTE: taken in sorted order
             outcome = _move_one(store, record, member)
         if outcome == "moved":
             report.moved += 1

@@ -33,7 +33,7 @@ def dedupe_report(store: Store, top: int = 10) -> dict[str, Any]:
     owners_of: dict[str, set[str]] = {}
     per_user: list[dict[str, Any]] = []
     for owner in store.users():
-        records = list(store.index(owner).records.values())
+        records = store.all_records(owner)
         logical = sum(r.bytes for r in records)
         mine: dict[str, int] = {}
         for r in records:

@@ -97,7 +97,7 @@ def run_job(store: Store, name: str, options: Mapping[str, Any] | None = None) -
     """
     lock, runner = JOBS[name]
     try:
-        with store.locks.job(lock):
+        with store.job_lock(lock):
             result = runner(store, options or {})
     except LockBusy:
         log.warning("job %s skipped: another run holds its lock", name)

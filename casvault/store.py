@@ -8,29 +8,29 @@ none (same content, same name; an existing blob wins).
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any, Callable, ContextManager, Iterator
 
 import msgspec
 
-from . import comfy, faults, media, quota, safefs, sidecars, thumbs
+from . import comfy, faults, media, quota, sidecars, thumbs
 from .aspect import aspect_ratio
 from .atomic import remove
-from .backends import blob_spec, index_spec, open_blob_store, open_record_index
+from .backends import blob_spec, index_spec, open_blob_store
+from .backends.records import open_records
 from .blobs import FileBlobStore, StagedBlob, blake3_digest, digest
 from .config import Config
-from .errors import CasvaultError, Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound
 from .index import Query, UserIndex
 from .layout import FORMAT, Layout, normalize_time
 from .locks import Locks
-from .manifest import Manifest, replay
+from .manifest import Manifest
 from .records import (
     KINDS,
     RECORD_TYPES,
@@ -44,7 +44,6 @@ from .records import (
     Record,
     RestoreEvent,
     TrashEvent,
-    decode_record,
     evolve,
     now_iso,
 )
@@ -57,7 +56,6 @@ from .validate import (
     check_text,
     check_user_id,
     is_id,
-    is_user_id,
 )
 from .views import detect_mode
 from .writer import Writer
@@ -92,16 +90,14 @@ class Store:
         self.link_mode = meta["link_mode"]
         self.layout = Layout(root, meta.get("partition_tz", "UTC"))
         self.blobs = open_blob_store(blob_spec(config, meta), root, self.layout.tmp, fsync=config.fsync)
-        # NOTE: with the PostgreSQL index, get/list/usage read from it; writes
-        # still go to sidecars and manifests and are applied to it under the
-        # user's lock (see _log). None means the manifest index.
-        self.record_index = open_record_index(index_spec(config, meta))
         self.locks = Locks(self.layout.locks)
-        self._indexes: dict[str, UserIndex] = {}
-        self._mutex = threading.Lock()
+        # NOTE: with the PostgreSQL index, get/list/usage/facets read from it;
+        # writes still go to sidecars and manifests and are applied to it under
+        # the user's lock (casvault.backends.records).
+        self.records = open_records(index_spec(config, meta), self.layout, self.locks, self.blobs, fsync=config.fsync)
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
         self.thumbnailer = thumbs.Thumbnailer(config.thumb_size, config.thumb_quality)
-        self.writer = Writer(self.layout, self.blobs, self.log_events, link_setting=config.link_mode, fsync=config.fsync)
+        self.writer = Writer(self.layout, self.blobs, self.records.append, link_setting=config.link_mode, fsync=config.fsync)
 
     # --- opening ------------------------------------------------------------
 
@@ -160,65 +156,53 @@ class Store:
 
     # --- indexes ------------------------------------------------------------
 
+    # --- locks --------------------------------------------------------------
+
+    @contextmanager
+    def user_lock(self, *owners: str, timeout: float = 30.0) -> Iterator[None]:
+        """Hold the write locks of ``owners``, taken in sorted order (re-entrant within a thread)."""
+        with ExitStack() as stack:
+            for owner in sorted(set(owners)):
+                stack.enter_context(self.locks.user(owner, timeout))
+            yield
+
+    def job_lock(self, name: str, *, wait: bool = False, timeout: float = 0.0) -> ContextManager[None]:
+        """Hold a named job lock; by default fail at once (Busy) if another run has it."""
+        return self.locks.job(name, wait, timeout)
+
+    # --- the records' files (files tools: fsck, gc, merge, adopt, backup, migrate) ----------
+
     def index(self, owner: str) -> UserIndex:
-        """The current index of ``owner`` (refreshed from the manifest tail)."""
-        return self._user_index(owner).refresh()
-
-    def _user_index(self, owner: str) -> UserIndex:
-        """The index object of ``owner``, loaded or not."""
-        check_user_id(owner)
-        idx = self._indexes.get(owner)
-        if idx is None:
-            with self._mutex:
-                idx = self._indexes.get(owner)
-                if idx is None:
-                    idx = UserIndex(owner, self.manifest(owner), rebuild=lambda missing=False: self._rebuild_for_index(owner, missing),
-                                    snapshot_tmp=self.layout.tmp)
-                    self._indexes[owner] = idx
-        return idx
-
-    def _cold_list(self, owner: str, query: Query):
-        """A plain first page from the listing snapshot while the index loads in the background (None: no)."""
-        idx = self._user_index(owner)
-        page = idx.cold_page(query, lambda kind, created, rid, trashed: self.layout.sidecar_at(owner, kind, created, rid, trashed))
-        if page is not None and not idx.loading:
-            idx.loading = True
-            threading.Thread(target=self._load_index, args=(owner,), name=f"index-{owner}", daemon=True).start()
-        return page
-
-    def _load_index(self, owner: str) -> None:
-        try:
-            self.index(owner)
-        except Exception as exc:  # NOTE: a warm-up: the next request loads (and raises) in its own right
-            log.warning("loading the index of %s in the background failed: %s", owner, exc)
-        finally:
-            self._user_index(owner).loading = False
-
-    def _rebuild_for_index(self, owner: str, missing: bool) -> bool:
-        """Rewrite a damaged manifest, or a missing one when the user has files; True if written."""
-        if missing and not any(self.layout.user_base(owner, t).is_dir() for t in (False, True)):
-            return False
-        with self.locks.user(owner):
-            if missing and self.layout.manifest_path(owner).exists():
-                return True  # another process rebuilt it meanwhile
-            self.rebuild_manifest(owner)
-        return True
+        """The current manifest index of ``owner`` (see :class:`FileRecords`)."""
+        return self.records.index(owner)
 
     def manifest(self, owner: str) -> Manifest:
         """The manifest of ``owner``."""
-        return Manifest(self.layout.manifest_path(owner), fsync=self.config.fsync)
+        return self.records.manifest(owner)
 
     def users(self) -> list[str]:
         """Every user with a manifest or a folder in outputs/ or trash/."""
-        found: set[str] = set()
-        for base in (self.layout.meta / "users", self.layout.outputs / "users", self.layout.trash / "users"):
-            try:
-                # NOTE: a symlinked user folder is not a user: fsck sets it aside.
-                found.update(e.name for e in os.scandir(base)
-                             if e.is_dir(follow_symlinks=False) and is_user_id(e.name))
-            except FileNotFoundError:
-                pass
-        return sorted(found)
+        return self.records.users()
+
+    def log_events(self, owner: str, *events: Event, undo: Callable[[], object] | None = None) -> None:
+        """Append events to ``owner``'s log; call under ``owner``'s lock (see :meth:`FileRecords.append`)."""
+        self.records.append(owner, *events, undo=undo)
+
+    def rebuild_manifest(self, owner: str) -> int:
+        """Rewrite ``owner``'s manifest from the sidecars; returns the number of records."""
+        return self.records.rebuild_manifest(owner)
+
+    def scan_sidecars(self, owner: str) -> Iterator[tuple[Path, Record | None]]:
+        """Every sidecar of ``owner``, parsed (None if unreadable)."""
+        return self.records.scan_sidecars(owner)
+
+    def current_sidecar(self, record: Record) -> tuple[Record, Path] | None:
+        """The record as its sidecar says now and that sidecar's path, or None."""
+        return self.records.current_sidecar(record)
+
+    def remove_files(self, record: Record, *, point: str | None = "purge.after_sidecar") -> None:
+        """Remove a record's sidecar, projection and thumbnail (either place)."""
+        self.records.remove_files(record, point=point)
 
     # --- reads --------------------------------------------------------------
 
@@ -226,10 +210,7 @@ class Store:
         """The record ``rid`` of ``owner``; raises NotFound (also for another kind)."""
         if not is_id(rid):
             raise NotFound("no such image", id=str(rid)[:64])
-        if self.record_index is not None:
-            record = self.record_index.get(check_user_id(owner), rid)
-        else:
-            record = self.index(owner).get(rid)
+        record = self.records.get(owner, rid)
         if record is None or (kind is not None and record.kind != kind):
             raise NotFound("no such image", id=rid)
         return record
@@ -238,38 +219,34 @@ class Store:
         """A record by id across all users (admin); raises NotFound."""
         if not is_id(rid):
             raise NotFound("no such image", id=str(rid)[:64])
-        for owner in self.users():
-            record = self.index(owner).get(rid)
-            if record is not None:
-                return record
-        raise NotFound("no such image", id=rid)
+        record = self.records.find(rid)
+        if record is None:
+            raise NotFound("no such image", id=rid)
+        return record
 
     def list(self, owner: str, query: Query):
         """One page of ``owner``'s records (see :class:`Query`)."""
-        if self.record_index is not None:
-            return self.record_index.query(check_user_id(owner), query)
-        # NOTE: a process's first look at a user answers a plain page from the
-        # snapshot, at a cost independent of the library's size (casvault.snapshot).
-        page = self._cold_list(owner, query)
-        return page if page is not None else self.index(owner).query(query)
+        return self.records.query(owner, query)
 
     def facets(self, owner: str, query: Query, fields: tuple[str, ...], prefix: str = "", limit: int = 20) -> dict[str, list[dict]]:
         """The top values, with counts, of facet ``fields`` among ``owner``'s records matching ``query``."""
-        if self.record_index is not None:
-            return self.record_index.facets(check_user_id(owner), query, fields, prefix, limit)
-        return self.index(owner).facets(query, fields, prefix, limit)
+        return self.records.facets(owner, query, fields, prefix, limit)
 
     def newest(self, kind: str | None = None, include: str = "active") -> Iterator[Record]:
         """Every user's records of ``kind`` (None: all kinds), newest first: a k-way merge of the sorted indexes."""
-        kinds = KINDS if kind is None else (kind,)
-        streams = [self.index(owner).iter_desc(k, include) for owner in self.users() for k in kinds]
-        return heapq.merge(*streams, key=lambda r: (r.created_at, r.id), reverse=True)
+        return self.records.newest(kind, include)
+
+    def all_records(self, owner: str) -> list[Record]:
+        """Every record of ``owner``, any kind and status."""
+        return self.records.all(owner)
+
+    def user_summary(self, owner: str) -> dict[str, Any]:
+        """``owner``'s usage, counts by kind and status, and last activity."""
+        return self.records.summary(owner)
 
     def usage(self, owner: str) -> quota.Usage:
         """What ``owner`` holds now."""
-        if self.record_index is not None:
-            return self.record_index.usage(check_user_id(owner))
-        return self.index(owner).usage()
+        return self.records.usage(owner)
 
     def day_bounds(self, from_date: str | None, to_date: str | None) -> tuple[str | None, str | None]:
         """UTC bounds for an inclusive YYYY-MM-DD range in the partition time zone.
@@ -321,9 +298,7 @@ class Store:
 
     def with_digest(self, owner: str, sha256: str) -> list[Record]:
         """``owner``'s records (any kind and status) of the blob ``sha256``, oldest first."""
-        idx = self.index(owner)
-        found = [r for r in (idx.records.get(rid) for rid in idx.by_sha.get(sha256, ())) if r is not None]
-        return sorted(found, key=lambda r: (r.created_at, r.id))
+        return self.records.with_digest(owner, sha256)
 
     def ingest(
         self,
@@ -436,8 +411,7 @@ class Store:
         files = self.writer.stage(record, thumb_bytes)
         try:
             with self.locks.user(owner):
-                idx = self.index(owner)
-                quota.check(idx.usage(), self.limits, len(data))
+                self.records.check_quota(owner, self.limits, len(data))
                 in_trash = sorted(r.id for r in self.with_digest(owner, sha) if r.status == "trash")
                 new_blob = self.writer.write(record, AddEvent(at=now_iso(), record=record), point="ingest", files=files,
                                              blob=staged if staged is not None else data)
@@ -475,38 +449,6 @@ class Store:
         """Place the projection of a record's blob at ``dest``; returns the link mode used (see :class:`Writer`)."""
         return self.writer.project(record, dest, fsync=fsync)
 
-    def log_events(self, owner: str, *events: Event, undo: Callable[[], object] | None = None) -> None:
-        """Append events to the manifest and this process's indexes; call under ``owner``'s lock.
-
-        When the append fails nothing was acknowledged: ``undo`` takes back
-        the files the write already changed, then the error is raised.
-        """
-        try:
-            self.manifest(owner).append(*events)
-        except Exception:
-            if undo is not None:
-                try:
-                    undo()
-                except (CasvaultError, OSError):
-                    pass  # NOTE: what the undo could not take back, fsck --repair settles from the sidecar
-            raise
-        self.index(owner).apply_local()
-        self.sync_record_index(owner)
-
-    def sync_record_index(self, owner: str) -> None:
-        """Bring the PostgreSQL index up to ``owner``'s manifest (no-op without one).
-
-        The manifest is the durable log, so a failure here is logged, not
-        raised: the write is already acknowledged, and the next sync catches
-        up from the stored byte offset.
-        """
-        if self.record_index is None:
-            return
-        try:
-            self.record_index.sync(owner, self.manifest(owner))
-        except CasvaultError as exc:
-            log.warning("record index sync for %s failed (will catch up): %s", owner, exc.message)
-
     def copy_as_input(self, owner: str, source_id: str, kind: str = "input") -> Record:
         """A new input (or control) record on the blob of one of ``owner``'s images.
 
@@ -519,8 +461,7 @@ class Store:
             src = self.get(owner, source_id)
             if src.status != "active":
                 raise Conflict("the source image is in the trash", id=source_id)
-            idx = self.index(owner)
-            quota.check(idx.usage(), self.limits, src.bytes)
+            self.records.check_quota(owner, self.limits, src.bytes)
             rid = uuid.uuid4().hex
             record = RECORD_TYPES[kind](
                 id=rid,
@@ -588,40 +529,10 @@ class Store:
             record = self.get(owner, rid)
             if record.status != "trash":
                 raise Conflict("only images in the trash can be deleted for good", id=rid)
-            self.log_events(owner, PurgeEvent(at=now_iso(), id=rid))
+            self.records.append(owner, PurgeEvent(at=now_iso(), id=rid))
             faults.point("purge.after_manifest")
-            self.remove_files(record)
+            self.records.remove_files(record)
         return record.bytes
-
-    def remove_files(self, record: Record, *, point: str | None = "purge.after_sidecar") -> None:
-        """Remove a record's sidecar, then projection and thumbnail (either place); missing is fine.
-
-        ``point`` names the fault-injection point after a sidecar is removed.
-        """
-        for trashed in (True, False):
-            image, sidecar, thumb = self.layout.paths(record, trashed)
-            safefs.check_inside(self.layout.root, thumb)
-            if remove(sidecar) and point:
-                faults.point(point)
-            remove(image)
-            remove(thumb)
-
-    def current_sidecar(self, record: Record) -> tuple[Record, Path] | None:
-        """The record as its sidecar says now and that sidecar's path; None when neither place holds it.
-
-        Looks where the record's status says first, then in the other place
-        (an interrupted trash or restore); a sidecar naming another id or
-        owner does not count.
-        """
-        for trashed in (record.status == "trash", record.status != "trash"):
-            path = self.layout.sidecar_path(record, trashed)
-            try:
-                found = decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
-            except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
-                continue
-            if found.id == record.id and found.owner == record.owner:
-                return found, path
-        return None
 
     def update_meta(
         self,
@@ -657,7 +568,7 @@ class Store:
             new = evolve(record, **changes)
             sidecars.write_sidecar(self.layout, new, fsync=self.config.fsync, point="sidecar.write")
             faults.point("meta.after_sidecar")
-            self.log_events(
+            self.records.append(
                 owner,
                 MetaEvent(at=now_iso(), id=rid, tags=changes.get("tags"), favorite=changes.get("favorite")),
                 undo=lambda: sidecars.write_sidecar(self.layout, record, fsync=self.config.fsync),
@@ -665,73 +576,6 @@ class Store:
         return new
 
     # --- rebuilding from sidecars --------------------------------------------
-
-    def scan_sidecars(self, owner: str) -> Iterator[tuple[Path, Record | None]]:
-        """Every sidecar of ``owner`` in outputs/ and trash/, parsed (None if unreadable or not a record).
-
-        Only regular files in real folders are read (:mod:`casvault.safefs`).
-        """
-        for trashed in (False, True):
-            base = self.layout.user_base(owner, trashed)
-            for folder, dirnames, filenames, _foreign in safefs.walk(base):
-                dirnames[:] = [d for d in dirnames if d != "thumb"]
-                for name in filenames:
-                    if not name.endswith(".json") or not is_id(name[:-5]):
-                        continue
-                    path = folder / name
-                    try:
-                        record = decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
-                    except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
-                        yield path, None
-                        continue
-                    yield path, record
-
-    def rebuild_manifest(self, owner: str) -> int:
-        """Rewrite ``owner``'s manifest from the sidecars (the sidecars are the truth).
-
-        Purges logged in the old manifest but not finished are finished first;
-        a sidecar that names another user's blob without carrying its bytes
-        is left out (:mod:`casvault.sidecars`). Returns the number of
-        records. Takes the user's lock.
-        """
-        with self.locks.user(owner):
-            old = replay(self.layout.manifest_path(owner), owner)
-            purged = old.purged
-            own_shas = {r.sha256 for r in old.records.values()}
-            others: dict[str, set[str]] = {}
-
-            def blob_owners() -> dict[str, set[str]]:
-                if not others:
-                    others.update(sidecars.blob_owners(self))
-                return others
-
-            records = []
-            for path, record in self.scan_sidecars(owner):
-                if record is None or record.owner != owner or record.id != path.stem:
-                    continue
-                image = path.with_name(f"{record.id}.{record.ext}")
-                if sidecars.refusal(record) or sidecars.blob_claim(self, record, own_shas, [image], blob_owners):
-                    continue  # NOTE: left out, not deleted: fsck and reindex quarantine and report it
-                if record.id in purged:
-                    self.remove_files(record)
-                    continue
-                records.append(self._backfill(record, path))
-            records.sort(key=lambda r: (r.created_at, r.id))
-            events: list[Event] = [AddEvent(at=r.created_at, record=r) for r in records]
-            self.manifest(owner).rewrite(events, self.layout.tmp)
-            self.sync_record_index(owner)
-            return len(records)
-
-    def _backfill(self, record: Record, sidecar: Path) -> Record:
-        """A record stored before a derived field existed, with it filled in (sidecar rewritten); else as is."""
-        if record.kind != "generated" or record.aspect_ratio is not None:  # type: ignore[union-attr]
-            return record
-        ratio = aspect_ratio(record.width, record.height)
-        if ratio is None:
-            return record
-        new = evolve(record, aspect_ratio=ratio)
-        sidecars.write_sidecar(self.layout, new, fsync=self.config.fsync, at=sidecar, point="sidecar.write")
-        return new
 
 
 def _fill_from_comfy(data: bytes, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -78,7 +78,7 @@ def write_thumbnail(store: Store, record: Record, data: bytes | None = None) -> 
 def _select(store: Store, owners: Iterable[str], since: str | None, force: bool, report: ThumbReport) -> list[Record]:
     chosen = []
     for owner in owners:
-        for record in list(store.index(owner).records.values()):
+        for record in store.all_records(owner):
             if since is not None and record.created_at < since:
                 continue
             if not force and record.thumb and store.layout.thumb_path(record).exists():
@@ -131,7 +131,7 @@ def regenerate(
                 report.failed.append({"user": record.owner, "id": record.id, "reason": error or "unknown error"})
                 continue
             try:
-                with store.locks.user(record.owner):
+                with store.user_lock(record.owner):
                     now = store.current_sidecar(record)
                     if now is None:
                         report.gone += 1  # purged meanwhile

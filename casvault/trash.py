@@ -64,7 +64,7 @@ def due(store: Store, owner: str, older_than_days: float | None = None) -> list[
     days = store.config.trash_retention_days if older_than_days is None else older_than_days
     cutoff = normalize_time(datetime.now().astimezone() - timedelta(days=days))
     found = [
-        r for r in store.index(owner).records.values()
+        r for r in store.all_records(owner)
         if r.status == "trash" and (r.trashed_at or r.created_at) <= cutoff
     ]
     return sorted(found, key=lambda r: (r.trashed_at or r.created_at, r.id))

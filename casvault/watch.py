@@ -172,7 +172,7 @@ def serve_in_worker(store: Store, *, retry: float = 5.0, settle: float = 1.0) ->
         stack = contextlib.ExitStack()
         while True:
             try:
-                stack.enter_context(store.locks.job("watch"))
+                stack.enter_context(store.job_lock("watch"))
                 break
             except LockBusy:
                 time.sleep(retry)

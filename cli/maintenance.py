@@ -70,7 +70,7 @@ def reindex(ctx: click.Context, repair: bool, do_adopt: bool, dry_run: bool, as_
     progress = progress_for(quiet)
     result: dict[str, Any] = {"dry_run": dry_run}
     failed = False
-    with store.locks.job("reindex"):
+    with store.job_lock("reindex"):
         # NOTE: bad sidecars (and, with --adopt, foreign files) are set aside
         # first, so the manifests are rebuilt without them.
         hostile = {"bad_sidecar", "foreign"} if do_adopt else {"bad_sidecar"}
@@ -157,7 +157,7 @@ def watch(ctx: click.Context, settle: float, as_json: bool, quiet: bool) -> None
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with store.locks.job("watch"):
+    with store.job_lock("watch"):
         watcher = Watcher(store, settle=settle, on_adopt=report)
         watcher.start()
         if not quiet and not as_json:
@@ -193,7 +193,7 @@ def thumbnails(ctx: click.Context, force: bool, users: tuple[str, ...], since, j
     store = store_from_ctx(ctx)
     known_users(store, owners)
     lo = store.day_bounds(day_str(since), None)[0] if since else None
-    with store.locks.job("thumbnails"):
+    with store.job_lock("thumbnails"):
         result = thumbjob.regenerate(store, force=force, owners=owners, since=lo, jobs=jobs,
                                      progress=progress_for(quiet))
     data = result.as_dict()
@@ -285,7 +285,7 @@ def purge_trash_cmd(ctx: click.Context, days: float | None, dry_run: bool, as_js
     Example: casvault purge-trash --older-than 30 --dry-run
     """
     store = store_from_ctx(ctx)
-    with store.locks.job("purge-trash"):
+    with store.job_lock("purge-trash"):
         result = trash.purge_expired(store, days, dry_run=dry_run)
     verb = "would purge" if dry_run else "purged"
     emit(as_json, result.as_summary(), lambda: [
@@ -344,7 +344,7 @@ def fsck_cmd(ctx: click.Context, repair: bool, scrub: bool, use_sha256: bool, us
     """
     owners = _users(users)
     store = store_from_ctx(ctx)
-    with store.locks.job("fsck"):
+    with store.job_lock("fsck"):
         report = fsck.check(store, repair=repair, scrub=scrub or use_sha256, use_sha256=use_sha256, owners=owners,
                             progress=progress_for(quiet))
 

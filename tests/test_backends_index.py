@@ -351,30 +351,30 @@ def test_bad_cursor_and_include_are_invalid(pg: PostgresIndex) -> None:
 def test_store_reads_from_postgres_and_writes_through(tmp_path: Path, pg_dsn: str) -> None:
     config = Config(root=tmp_path / "root", secret_key=SECRET, fsync=False, index_backend="postgres", pg_dsn=pg_dsn)
     store = Store(config)
-    assert store.record_index is not None
+    assert store.records.pg is not None
     rids = [store.ingest(make_png(8, 8, seed=i), OWNER, prompt=f"pic {i}", make_thumb=False).record.id
             for i in range(5)]
     store.trash(OWNER, rids[0])
     store.update_meta(OWNER, rids[1], tags=["x"], favorite=True)
     # every write is already in PostgreSQL, nothing left to catch up
-    assert store.record_index.offset(OWNER) == store.manifest(OWNER).size()
+    assert store.records.pg.offset(OWNER) == store.manifest(OWNER).size()
     page = store.list(OWNER, Query())
     assert [r.id for r in page.items] == list(reversed(rids[1:]))
     assert store.get(OWNER, rids[1]).tags == ["x"]
     assert store.usage(OWNER).trash_count == 1
     # the reads really come from PostgreSQL: rows removed there vanish from the listing
-    with store.record_index.connection() as conn:
+    with store.records.pg.connection() as conn:
         conn.execute("DELETE FROM casvault.records WHERE id = %s", (rids[4],))
     assert [r.id for r in store.list(OWNER, Query()).items] == list(reversed(rids[1:4]))
     # the manifest stays the durable log: a rewrite of the offsets brings it back
-    with store.record_index.connection() as conn:
+    with store.records.pg.connection() as conn:
         conn.execute("DELETE FROM casvault.manifest_offsets")
-    store.record_index.sync(OWNER, store.manifest(OWNER))
+    store.records.pg.sync(OWNER, store.manifest(OWNER))
     assert [r.id for r in store.list(OWNER, Query()).items] == list(reversed(rids[1:]))
 
 
 def test_store_in_a_non_postgres_config_keeps_the_manifest_index(store: Store) -> None:
-    assert store.record_index is None
+    assert store.records.pg is None
     assert store.list(OWNER, Query(size=3)).total == store.index(OWNER).count("generated")
 
 

@@ -152,7 +152,7 @@ def test_migrate_catch_up_verify_and_switch(old: Store, config: Config, runner, 
 
     # the next Store opens the new backends and lists the same pages
     new = Store(config)
-    assert isinstance(new.blobs, S3BlobStore) and new.record_index is not None
+    assert isinstance(new.blobs, S3BlobStore) and new.records.pg is not None
     for owner in USERS:
         for query in ({}, {"include": "all"}, {"include": "trash"}, {"kind": "input"}, {"tag": "x"}, {"words": ("cat",)}):
             assert walk(new.list, owner, **query) == walk(manifest_list(old), owner, **query)
@@ -184,7 +184,7 @@ def test_migrate_catch_up_verify_and_switch(old: Store, config: Config, runner, 
     image, sidecar, thumb = new.layout.paths(made)
     assert sidecar.is_file() and thumb.is_file() and not image.exists()
     assert new.list(USERS[0], Query(size=1)).items[0].id == made.id
-    assert new.record_index.offset(USERS[0]) == new.manifest(USERS[0]).size()
+    assert new.records.pg.offset(USERS[0]) == new.manifest(USERS[0]).size()
     new.trash(USERS[0], made.id)
     assert new.get(USERS[0], made.id).status == "trash"
     assert new.list(USERS[0], Query(include="trash", size=1)).items[0].id == made.id

@@ -22,7 +22,7 @@ def new_store(root):
 def cold(root, owner, q):
     """The page a fresh process answers from the snapshot (None: it could not)."""
     store = new_store(root)
-    idx = store._user_index(owner)
+    idx = store.records._user_index(owner)
     return idx.cold_page(q, lambda kind, created, rid, trashed: store.layout.sidecar_at(owner, kind, created, rid, trashed))
 
 
@@ -88,7 +88,7 @@ def test_a_store_answers_cold_and_loads_in_the_background(root):
     for thread in __import__("threading").enumerate():
         if thread.name == f"index-{A}":
             thread.join(30)
-    assert store._user_index(A).loaded  # the background load finished
+    assert store.records._user_index(A).loaded  # the background load finished
     assert store.list(A, Query(size=5, tag="x")).total == 0
 
 

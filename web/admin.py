@@ -60,16 +60,12 @@ def users():
     store = get_store()
     rows = []
     for owner in store.users():
-        idx = store.index(owner)
-        usage = idx.usage()
+        summary = store.user_summary(owner)
         rows.append({
             "user_id": owner,
-            **usage.as_dict(),
-            "by_kind": {
-                kind: {"active": idx.count(kind, "active"), "trash": idx.count(kind, "trash")}
-                for kind in COLLECTION_OF_KIND
-            },
-            "last_activity": idx.last_activity,
+            **summary["usage"].as_dict(),
+            "by_kind": {kind: summary["counts"][kind] for kind in COLLECTION_OF_KIND},
+            "last_activity": summary["last_activity"],
         })
     rows.sort(key=lambda r: r["last_activity"] or "", reverse=True)
     return jsonify(users=rows, count=len(rows))
