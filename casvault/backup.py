@@ -45,7 +45,7 @@ import msgspec
 
 from . import faults, media, safefs
 from .atomic import fsync_dir
-from .blobs import FileBlobStore, digest
+from .blobs import digest
 from .config import Config
 from .errors import CasvaultError, IntegrityError, InvalidInput, NotFound
 from .layout import normalize_time
@@ -450,7 +450,7 @@ def _store_blob_ok(store: Store, record: Record) -> bool:
 def _projection_ok(store: Store, record: Record) -> bool:
     """True when the record's projection holds its blob's bytes (same inode, our link, or an equal copy)."""
     image = store.layout.image_path(record)
-    if not isinstance(store.blobs, FileBlobStore):
+    if not store.blobs.local:
         return True  # NOTE: remote blobs have no projection (Store.project)
     blob = store.blobs.path(record.sha256)
     if safefs.lkind(image) == "symlink":

@@ -40,6 +40,10 @@ class BlobInfo(NamedTuple):
 class BlobStore(Protocol):
     """What the rest of casvault needs from a blob store (filesystem or S3)."""
 
+    # True when blobs are files on this machine: records get a projection
+    # (a link to the blob) and ingest stages the blob while it validates.
+    local: bool
+
     def has(self, sha256: str) -> bool: ...
     def put(self, data: bytes, sha256: str) -> bool: ...
     def read(self, sha256: str) -> bytes: ...
@@ -48,6 +52,8 @@ class BlobStore(Protocol):
     def delete(self, sha256: str) -> bool: ...
     def iter(self) -> Iterator[BlobInfo]: ...
     def quarantine(self, sha256: str, reason: str) -> str: ...
+    def presigned_url(self, sha256: str, expires: int = 3600, filename: str | None = None,
+                      content_type: str | None = None, attachment: bool = False) -> str | None: ...
 
 
 def check_sha256(value: str) -> str:
@@ -189,11 +195,18 @@ class StagedBlob:
 class FileBlobStore:
     """Blobs as read-only files under ``<root>/blobs/sha256``."""
 
+    local = True
+
     def __init__(self, root: Path, tmp_dir: Path, *, fsync: bool = True) -> None:
         self.base = root / "blobs" / "sha256"
         self.quarantine_dir = root / "quarantine" / "sha256"
         self.tmp_dir = tmp_dir
         self.fsync = fsync
+
+    def presigned_url(self, sha256: str, expires: int = 3600, filename: str | None = None,
+                      content_type: str | None = None, attachment: bool = False) -> None:
+        """None: local blobs are served from their files, not by redirect."""
+        return None
 
     def path(self, sha256: str) -> Path:
         """Where the blob with this digest lives."""

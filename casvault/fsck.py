@@ -33,7 +33,7 @@ import msgspec
 
 from . import safefs, sidecars
 from .atomic import remove
-from .blobs import FileBlobStore, digest
+from .blobs import digest
 from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
 from .manifest import ManifestState, replay
 from .records import Record, decode_record
@@ -516,7 +516,7 @@ class _UserCheck:
                 return "a link without a target"  # NOTE: a dangling link holds no bytes to lose
             blobs_dir = os.path.realpath(self.layout.root / "blobs")
             return "a link to a blob" if os.path.realpath(path).startswith(blobs_dir + os.sep) else None
-        if st.st_nlink < 2 or not isinstance(self.store.blobs, FileBlobStore):
+        if st.st_nlink < 2 or not self.store.blobs.local:
             return None  # NOTE: a copy (copy link mode) cannot be told from another program's file
         def is_blob(sha: str | None) -> bool:
             try:

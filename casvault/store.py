@@ -24,7 +24,7 @@ from .aspect import aspect_ratio
 from .atomic import remove
 from .backends import blob_spec, index_spec, open_blob_store
 from .backends.records import open_records
-from .blobs import FileBlobStore, StagedBlob, blake3_digest, digest
+from .blobs import StagedBlob, blake3_digest, digest
 from .config import Config
 from .errors import Conflict, InvalidInput, NotFound
 from .index import Query, UserIndex
@@ -272,10 +272,7 @@ class Store:
         self, record: Record, expires: int = 3600, filename: str | None = None, download: bool = False
     ) -> str | None:
         """A presigned URL of the original when blobs live in S3; None for local blobs."""
-        presign = getattr(self.blobs, "presigned_url", None)
-        if presign is None:
-            return None
-        return presign(
+        return self.blobs.presigned_url(
             record.sha256,
             expires=expires,
             filename=filename or f"{record.id}.{record.ext}",
@@ -342,11 +339,11 @@ class Store:
             raise InvalidInput("created_at must be an ISO 8601 time between the years 1 and 9999",
                                field="created_at") from None
         staged = None
-        if isinstance(self.blobs, FileBlobStore) and 0 < len(data) <= self.config.max_upload_bytes:
+        if self.blobs.local and 0 < len(data) <= self.config.max_upload_bytes:
             # NOTE: the original is hashed and written to a durable temp file in
             # the background while it is validated here (bench ingest.vs_floor);
             # it is published under the user's lock, or dropped on any error.
-            staged = self.blobs.stage(data)
+            staged = self.blobs.stage(data)  # type: ignore[attr-defined]
         try:
             return self._ingest(data, owner, kind, fields, created, tags, source, make_thumb, staged)
         finally:

@@ -18,7 +18,7 @@ from typing import Callable
 
 from . import faults, safefs, sidecars
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
-from .blobs import BlobStore, FileBlobStore, StagedBlob, background
+from .blobs import BlobStore, StagedBlob, background
 from .errors import CasvaultError
 from .layout import Layout
 from .records import Event, Record
@@ -219,7 +219,7 @@ class Writer:
 
         ``fsync=False`` leaves the folder's fsync to the caller.
         """
-        if not isinstance(self.blobs, FileBlobStore):
+        if not self.blobs.local:
             # NOTE: remote blobs have no local file to link to; the original is
             # served by a presigned redirect (original_url), the thumbnail stays local.
             return "remote"

@@ -237,3 +237,14 @@ def test_blob_backend_comes_from_casvault_json_and_the_environment_overrides_it(
     with pytest.raises(ConfigError):
         open_blob_store({"type": "s3"}, tmp_path, tmp_path)  # no bucket
     assert Config.from_env({"CASVAULT_BLOB_BACKEND": "s3", "CASVAULT_S3_BUCKET": "b2"}).s3_bucket == "b2"
+
+
+def test_the_seam_says_where_blobs_are_and_how_they_are_served(blobs) -> None:
+    data = b"seam"
+    sha = digest(data)
+    blobs.put(data, sha)
+    url = blobs.presigned_url(sha, expires=60, filename="a.png", content_type="image/png")
+    if blobs.local:
+        assert url is None and blobs.path(sha).read_bytes() == data  # served from the file
+    else:
+        assert url is not None and url.startswith("http")

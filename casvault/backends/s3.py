@@ -57,6 +57,8 @@ def make_client(endpoint: str | None = None, region: str | None = None) -> Any:
 class S3BlobStore:
     """Blobs as objects ``<prefix>blobs/sha256/ab/cd/<hex>`` in one bucket."""
 
+    local = False  # NOTE: no projection links; originals are served by presigned redirects
+
     def __init__(
         self,
         bucket: str,
