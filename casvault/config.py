@@ -14,6 +14,7 @@ from .errors import ConfigError
 LINK_MODES = ("auto", "hardlink", "symlink", "copy")
 BLOB_BACKENDS = ("", "file", "s3")
 INDEX_BACKENDS = ("", "manifest", "postgres")
+MIN_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,17 @@ class Config:
     def require_secret(self) -> str:
         """The signing secret; in development a random one kept in ``<root>/meta/dev-secret`` (0600).
 
-        Raises ConfigError when production mode has no CASVAULT_SECRET_KEY.
+        Raises ConfigError when production mode has no CASVAULT_SECRET_KEY or
+        one shorter than MIN_SECRET_BYTES.
         """
         if self.secret_key:
+            # NOTE: the secret signs cookies and share-link tokens; a short one
+            # can be guessed offline from a single cookie. Development may use any.
+            if not self.dev and len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"CASVAULT_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes "
+                    "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
+                )
             return self.secret_key
         if not self.dev:
             raise ConfigError("CASVAULT_SECRET_KEY is not set (set it, or CASVAULT_DEV=1 for development)")

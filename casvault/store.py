@@ -223,15 +223,15 @@ class Store:
 
         Raises InvalidInput for a malformed date.
         """
-        def start(day: str) -> datetime:
+        def bound(day: str, days_after: int) -> str:
             try:
-                d = datetime.strptime(day, "%Y-%m-%d")
-            except (ValueError, TypeError):
-                raise InvalidInput("dates must be YYYY-MM-DD", field="date") from None
-            return d.replace(tzinfo=self.layout.tz)
+                d = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=self.layout.tz)
+                return normalize_time(d + timedelta(days=days_after))
+            except (ValueError, TypeError, OverflowError):
+                raise InvalidInput("dates must be YYYY-MM-DD from 0001-01-02 to 9999-12-29", field="date") from None
 
-        lo = normalize_time(start(from_date)) if from_date else None
-        hi = normalize_time(start(to_date) + timedelta(days=1)) if to_date else None
+        lo = bound(from_date, 0) if from_date else None
+        hi = bound(to_date, 1) if to_date else None
         return lo, hi
 
     def read_original(self, record: Record) -> bytes:
@@ -292,7 +292,7 @@ class Store:
         try:
             created = normalize_time(created_at)
         except (ValueError, TypeError):
-            raise InvalidInput("created_at must be ISO 8601", field="created_at") from None
+            raise InvalidInput("created_at must be ISO 8601 between 0001-01-02 and 9999-12-30 UTC", field="created_at") from None
         staged = None
         if isinstance(self.blobs, FileBlobStore) and 0 < len(data) <= self.config.max_upload_bytes:
             # NOTE: the original is hashed and written to a durable temp file in

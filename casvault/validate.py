@@ -21,6 +21,10 @@ MEMBER_RE = re.compile(r"u-[a-z0-9_-]{1,64}")
 TAG_MAX_LEN = 64
 TAGS_MAX = 64
 FIELD_MAX_LEN = 20_000
+# Bidirectional controls (LRE..RLO, LRI..PDI, LRM, RLM, ALM): in a file name
+# they make "photo\u202egnp.exe" read as "photoexe.png". Names are shown and
+# downloaded, never trusted, so these are removed rather than refused.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 # signature → (ext, mime, Pillow format)
 _SIGNATURES = (
@@ -116,8 +120,13 @@ def check_filename(value: object) -> str | None:
     # folder part is cut off (a CRLF there must not slip through).
     if any(c in name for c in "\n\r\t"):
         raise InvalidInput("original_filename contains control characters", field="original_filename")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = strip_bidi(name.replace("\\", "/").rsplit("/", 1)[-1])
     return name or None
+
+
+def strip_bidi(text: str) -> str:
+    """``text`` without bidirectional control characters (see BIDI_CONTROLS)."""
+    return "".join(c for c in text if c not in BIDI_CONTROLS)
 
 
 def check_no_trailing_data(data: bytes, fmt: str) -> None:

@@ -51,3 +51,15 @@ def test_dev_secret_is_random_per_root_and_kept(tmp_path):
     assert len(first) == 64 and a.require_secret() == first
     assert stat.S_IMODE(os.stat(tmp_path / "a" / "meta" / "dev-secret").st_mode) == 0o600
     assert Config(root=tmp_path / "b", dev=True).require_secret() != first
+
+
+def test_production_refuses_a_secret_shorter_than_32_bytes(tmp_path):
+    from web import create_app
+
+    for short in ("s", "x" * 31, "é" * 15):  # 30 bytes in UTF-8
+        with pytest.raises(ConfigError, match="at least 32 bytes"):
+            Config(root=tmp_path, secret_key=short).require_secret()
+        with pytest.raises(ConfigError):
+            create_app(Config(root=tmp_path, secret_key=short))
+    assert Config(root=tmp_path, secret_key="é" * 16).require_secret() == "é" * 16  # 32 bytes
+    assert Config(root=tmp_path, secret_key="s", dev=True).require_secret() == "s"  # development may use any

@@ -10,6 +10,7 @@ from flask import Response, redirect, request, send_file
 from casvault.errors import NotFound
 from casvault.records import Record
 from casvault.store import Store
+from casvault.validate import strip_bidi
 
 THUMB_MIMES = {"webp": "image/webp", "jpg": "image/jpeg"}
 # Originals never change (content-addressed), so public copies may be kept forever.
@@ -95,7 +96,7 @@ def download_name(record: Record) -> str:
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem = name
-    stem = "".join(c for c in stem if c not in '/\\:*?"<>|' and ord(c) >= 32).strip(" .")
+    stem = strip_bidi("".join(c for c in stem if c not in '/\\:*?"<>|' and ord(c) >= 32)).strip(" .")
     if not stem:
         return f"{record.created_at[:10]}_{record.id}.{record.ext}"
     return f"{stem}.{record.ext}"

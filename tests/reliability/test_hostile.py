@@ -166,6 +166,17 @@ CASES.update({
     "seed_not_a_number": ingest_fields(seed="NaN"),
     "seed_too_big": ingest_fields(seed=str(2**64)),
     "created_at_garbage": ingest_fields(created_at="yesterday at noon"),
+    # times past datetime's range once moved to UTC (were OverflowError → 500)
+    "created_at_overflow_west": ingest_fields(created_at="9999-12-31T23:59:59-12:00"),
+    "created_at_overflow_east": ingest_fields(created_at="0001-01-01T00:00:00+14:00"),
+    "to_date_year_9999": get(lambda v: "/api/v1/images?to_date=9999-12-31", cookies=cookie(owner(4))),
+    "from_date_year_1": get(lambda v: "/api/v1/images?from_date=0001-01-01", cookies=cookie(owner(4))),
+    # a JSON body nested past the parser's recursion limit (was RecursionError → 500)
+    "bulk_json_nested_100k": post(lambda v: "/api/v1/images/bulk", data="[" * 100_000 + "]" * 100_000,
+                                  cookies=cookie(owner(4)), headers={**XRW, "Content-Type": "application/json"}),
+    "share_json_nested_100k": lambda v: requests.post(f"{v.url}/api/v1/images/{v.id}/share", data="{\"a\":" * 100_000,
+                                                      cookies=cookie(v.owner),
+                                                      headers={**XRW, "Content-Type": "application/json"}, timeout=10),
     "filename_control_chars": ingest_filename("a\x07b.png"),
     "original_filename_crlf_injection": ingest_fields(original_filename="a.png\r\nContent-Type: text/html"),
     "filename_oversized": ingest_filename("n" * 300 + ".png"),
