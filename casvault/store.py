@@ -49,6 +49,7 @@ from .records import (
     evolve,
     now_iso,
 )
+from .shares import Shares
 from .validate import (
     FIELD_MAX_LEN,
     check_filename,
@@ -92,6 +93,7 @@ class Store:
         # user's lock (see _log). None means the manifest index.
         self.record_index = open_record_index(index_spec(config, meta))
         self.locks = Locks(self.layout.locks)
+        self.shares = Shares(self.layout.meta, self.layout.tmp, self.locks, fsync=config.fsync)
         self._indexes: dict[str, UserIndex] = {}
         self._mutex = threading.Lock()
         self._recent: tuple[tuple, list[Record]] | None = None

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from casvault import shares
-from casvault.errors import CasvaultError, Conflict, NotFound
+from casvault.errors import CasvaultError, NotFound
 from casvault.index import Query
 from casvault.quota import percent
 from casvault.records import Record, to_dict
@@ -334,17 +334,37 @@ def purge_trash():
 
 @bp.post("/images/<string(length=32):rid>/share")
 def share_image(rid: str):
-    """A signed link that shows one active image to anyone holding it, until it expires."""
+    """An opaque, revocable link that shows one active image to anyone holding it, until it expires."""
     store = get_store()
     owner = current_user()
     body = json_body(("expires_in",), required=False)
     record = store.get(owner, rid, "generated")
-    if record.status != "active":
-        raise Conflict("a trashed image cannot be shared", id=rid)
     if "expires_in" in body and body["expires_in"] is None:
         raise ApiError(400, "bad_request", "expires_in must be an integer number of seconds", field="expires_in")
-    token, share = shares.make_token(current_app.config["SECRET_KEY"], owner, rid, body.get("expires_in"))
-    return created({"url": f"/s/{token}", "expires_at": share.expires_iso})
+    return created(store.shares.create(record, body.get("expires_in")).as_dict())
+
+
+@bp.get("/shares")
+def list_shares():
+    """The visitor's live share links, newest first."""
+    store = get_store()
+    owner = current_user()
+    live = []
+    for share in store.shares.of(owner):
+        try:
+            record = store.get(owner, share.image, "generated")
+        except NotFound:
+            continue
+        if shares.alive(share, record):
+            live.append(share.as_dict())
+    return jsonify(shares=live)
+
+
+@bp.delete("/shares/<share_id>")
+def revoke_share(share_id: str):
+    """End one of the visitor's share links now."""
+    share = get_store().shares.revoke(current_user(), share_id)
+    return jsonify(id=share.id, revoked=True)
 
 
 @bp.get("/images/download.zip")
