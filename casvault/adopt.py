@@ -212,7 +212,8 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     data = path.read_bytes()
     mtime = path.stat().st_mtime
     cfg = store.config
-    info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels, keep=True)
+    info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels, keep=True,
+                       fit=cfg.thumb_size)
     old_json, legacy = _legacy(path)
     fields, rest = _legacy_fields(kind, legacy)
     sha = digest(data)

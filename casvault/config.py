@@ -31,6 +31,7 @@ class Config:
     thumb_quality: int = 80
     max_upload_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 64_000_000
+    decode_budget_pixels: int = 64_000_000  # pixels this process may hold decoded at once (casvault.decoding)
     quota_max_bytes: int = 0  # 0 = unlimited
     quota_max_count: int = 0  # 0 = unlimited
     trash_retention_days: int = 30
@@ -87,7 +88,7 @@ class Config:
             raise ConfigError(f"CASVAULT_STAGE_MODE must be auto or copy, not {self.stage_mode!r}")
         if not 16 <= self.thumb_size <= 2048:
             raise ConfigError(f"CASVAULT_THUMB_SIZE must be between 16 and 2048, not {self.thumb_size}")
-        for name in ("max_upload_bytes", "max_pixels"):
+        for name in ("max_upload_bytes", "max_pixels", "decode_budget_pixels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"CASVAULT_{name.upper()} must be positive")
         for name in ("quota_max_bytes", "quota_max_count", "trash_retention_days", "recent_n"):

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, quota, thumbs, trash
+from . import comfy, decoding, faults, quota, thumbs, trash
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
 from .blobs import FileBlobStore, StagedBlob, background, blake3_digest, digest
@@ -98,6 +98,7 @@ class Store:
         self._mutex = threading.Lock()
         self._recent: tuple[tuple, list[Record]] | None = None
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
+        decoding.configure(config.decode_budget_pixels)
 
     # --- opening ------------------------------------------------------------
 
@@ -325,6 +326,7 @@ class Store:
             max_pixels=self.config.max_pixels,
             keep=make_thumb,
             decode=make_thumb,
+            fit=self.config.thumb_size,
         )
         if kind == "generated" and info.ext == "png" and source is None:
             fields, source = _fill_from_comfy(data, fields)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .errors import InvalidInput, NotAnImage, TooLarge
+from . import decoding
+from .errors import Busy, InvalidInput, NotAnImage, TooLarge
 
 ID_RE = re.compile(r"[0-9a-f]{32}")
 ANON_RE = re.compile(r"anon-[0-9a-f]{32}")
@@ -37,7 +38,7 @@ EXT_BY_MIME = {v: k for k, v in MIME_BY_EXT.items()}
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What validation learned about an accepted image (``image``: the decoded pixels, if kept)."""
+    """What validation learned about an accepted image (``image``: the decoded pixels, if kept, maybe reduced)."""
 
     ext: str
     mime: str
@@ -164,7 +165,8 @@ def sniff(data: bytes) -> tuple[str, str, str]:
 
 
 def check_image(
-    data: bytes, *, max_bytes: int, max_pixels: int, keep: bool = False, decode: bool = True
+    data: bytes, *, max_bytes: int, max_pixels: int, keep: bool = False, decode: bool = True,
+    fit: int | None = None,
 ) -> ImageInfo:
     """Validate uploaded bytes as an accepted, undamaged image within the limits.
 
@@ -172,6 +174,9 @@ def check_image(
     where a cheaper check is as safe against truncation and bit rot: a PNG is
     trusted after verify() has CRC-checked every chunk up to IEND, a JPEG is
     decoded at 1/8 scale (the whole entropy-coded stream is still read).
+    Decoding goes through :mod:`casvault.decoding` (the process's pixel
+    budget); with ``fit`` the kept image is reduced to cover a ``fit``×``fit``
+    thumbnail and never held at full size.
 
     Raises TooLarge (bytes or pixels), NotAnImage (signature, format
     mismatch, damaged data).
@@ -204,11 +209,11 @@ def check_image(
             # decode is ~75% of a no-thumbnail ingest (bench ingest.vs_floor).
             decoded = None
             if decode or keep or fmt != "PNG":
-                decoded = Image.open(io.BytesIO(data), formats=[fmt])
-                if not (decode or keep):
-                    decoded.draft(decoded.mode, (max(width // 8, 1), max(height // 8, 1)))
-                decoded.load()
-    except (TooLarge, NotAnImage):
+                # NOTE: a full-size image only when kept without ``fit``; a
+                # check alone reduces as far as the format allows.
+                target = fit if keep else 1
+                decoded = decoding.decode_reduced(data, fmt, target)
+    except (TooLarge, NotAnImage, Busy):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise TooLarge(f"the image has more pixels than the limit of {max_pixels}", limit=max_pixels) from None

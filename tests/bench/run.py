@@ -25,7 +25,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 from common import CACHE, clean_scratch  # noqa: E402
 
-SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe")
+SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe", "memory")
 MODULES = {
     "ingest": "bench_ingest",
     "thumbs": "bench_thumbs",
@@ -34,6 +34,7 @@ MODULES = {
     "scrub": "bench_cli",
     "serve": "bench_serve",
     "dedupe": "bench_dedupe",
+    "memory": "bench_memory",
 }
 # key → (goal, "min" when the ratio must be at least the goal, "max" at most)
 GOALS = {
@@ -45,6 +46,7 @@ GOALS = {
     "list.cold_load_vs_stdlib_json": (0.70, "max"),
     "backup.incremental_bytes_ratio": (0.01, "max"),
     "scrub.blake3_vs_sha256": (1.8, "min"),
+    "memory.peak_rss_8x_8000px_mb": (600, "max"),
 }
 
 
