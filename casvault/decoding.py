@@ -10,7 +10,7 @@ a process's memory bounded whatever the uploads:
   that does not fit waits for others to finish, and after DECODE_WAIT
   seconds gives up with :class:`~casvault.errors.Busy` (HTTP 503 with
   Retry-After). One decode bigger than the whole budget runs alone.
-- **PNG in strips**: an 8-bit, non-interlaced PNG (every ComfyUI output) is
+- **PNG in strips**: a big (STRIP_FROM_PIXELS), 8-bit, non-interlaced PNG is
   inflated here a strip of rows at a time and each strip is handed to
   Pillow's own PNG row decoder (filters undone exactly as in a full load),
   converted and reduced, then dropped. Every pixel is still decoded, so
@@ -40,6 +40,7 @@ DEFAULT_BUDGET_PIXELS = 64_000_000
 DECODE_WAIT = 10.0  # seconds a decode waits for room before answering Busy
 RETRY_AFTER = 5  # seconds a client is told to wait after Busy
 STRIP_BYTES = 2 * 1024 * 1024  # filtered PNG bytes inflated per strip
+STRIP_FROM_PIXELS = 4_000_000  # PNGs from this size up are decoded in strips (16 MB as RGBA)
 
 # PNG colour type → Pillow mode at bit depth 8 (raw rows in the mode's own layout)
 _PNG_MODES = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
@@ -119,7 +120,9 @@ def decode_reduced(data: bytes, fmt: str, fit: int | None) -> Image.Image:
     Raises Busy; Pillow's errors (ValueError, OSError, ...) for damaged data.
     """
     src = Image.open(io.BytesIO(data), formats=[fmt])
-    if fit is not None and fmt == "PNG" and _strippable(data):
+    # NOTE: below STRIP_FROM_PIXELS a whole decode costs little memory and
+    # is faster (zlib runs once); strips pay off on the big ones.
+    if fit is not None and fmt == "PNG" and src.size[0] * src.size[1] >= STRIP_FROM_PIXELS and _strippable(data):
         return _png_in_strips(data, src, reduce_factor(*src.size, fit))
     if fit is not None:
         src.draft(src.mode, (fit, fit))  # NOTE: JPEG only: decodes at 1/2..1/8 scale; a no-op otherwise
@@ -147,6 +150,10 @@ def _reduce_in_strips(img: Image.Image, factor: int) -> Image.Image:
     """``img`` converted to RGB(A) and reduced by ``factor``, one band of rows at a time (no full copy)."""
     width, height = img.size
     mode = _target_mode(img)
+    if img.mode == mode == "RGB":
+        out = img.reduce(factor)  # NOTE: no conversion, no premultiplied copy: one pass, no strips needed
+        _keep_exif(img, out)
+        return out
     out = Image.new(mode, (math.ceil(width / factor), math.ceil(height / factor)))
     rows = _strip_rows(width * 4, factor)
     for top in range(0, height, rows):

@@ -58,6 +58,7 @@ def png(img: Image.Image, **params) -> bytes:
 def test_png_in_strips_equals_a_full_decode(mode, monkeypatch):
     """Strip by strip (many strips here) gives the very pixels a full load and reduce gives."""
     monkeypatch.setattr(decoding, "STRIP_BYTES", 20_000)
+    monkeypatch.setattr(decoding, "STRIP_FROM_PIXELS", 0)
     img = noise(mode.split("_")[0], (601, 433))
     data = png(img, transparency=3) if mode == "P_transparent" else png(img)
     reduced = check_image(data, **LIMITS, keep=True, fit=64).image
@@ -69,7 +70,9 @@ def test_png_in_strips_equals_a_full_decode(mode, monkeypatch):
     assert reduced.mode == expected.mode and reduced.tobytes() == expected.tobytes()
 
 
-def test_damaged_png_streams_are_refused_in_strips():
+def test_damaged_png_streams_are_refused_in_strips(monkeypatch):
+    monkeypatch.setattr(decoding, "STRIP_FROM_PIXELS", 0)
+
     def raw_png(w: int, h: int, rows: bytes) -> bytes:
         ihdr = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
         return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b"")
