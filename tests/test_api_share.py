@@ -12,7 +12,7 @@ from casvault import shares
 from casvault.errors import Conflict, InvalidInput, NotFound
 from casvault.merge import merge_users
 from tests.api_helpers import add_image, error_code, new_client, visitor
-from tests.conftest import SECRET, make_png, user
+from tests.conftest import INGEST_TOKEN, SECRET, make_png, user
 
 TOKEN = re.compile(r"/s/([A-Za-z0-9_-]{32})")
 
@@ -200,3 +200,32 @@ def test_a_merge_hands_the_guests_links_to_the_member(app, client, store, me):
     assert not (store.layout.meta / "users" / me / "shares.json").exists()
     store.shares.revoke("u-alice", made["id"])
     assert stranger.get(made["url"] + "/image").status_code == 404
+
+
+@pytest.mark.timeout(120)
+def test_revoked_and_trashed_links_are_dead_in_every_worker(server):
+    """The issue's case on a real gunicorn (3 workers): after revoke, or trash then restore, no worker serves the link."""
+    import requests
+
+    owner = requests.Session()
+    owner.headers["X-Requested-With"] = "XMLHttpRequest"
+    owner.get(server.url + "/api/v1/quota")
+    up = owner.post(server.url + "/api/v1/inputs/upload", files={"file": ("a.png", make_png(seed=31))})
+    assert up.status_code == 201
+    made = requests.post(server.url + "/api/v1/ingest", files={"file": ("g.png", make_png(seed=32))},
+                         data={"owner": up.json()["owner"]}, headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+                         timeout=10).json()
+    revoked = owner.post(f"{server.url}/api/v1/images/{made['id']}/share").json()
+    trashed = owner.post(f"{server.url}/api/v1/images/{made['id']}/share").json()
+
+    def statuses(url: str) -> set[int]:
+        return {requests.get(server.url + url, timeout=10).status_code for _ in range(9)}
+
+    assert statuses(revoked["url"] + "/image") == {200} and statuses(trashed["url"]) == {200}
+    assert owner.delete(f"{server.url}/api/v1/shares/{revoked['id']}").status_code == 200
+    assert statuses(revoked["url"] + "/image") == {404}
+    assert statuses(trashed["url"] + "/image") == {200}
+    assert owner.post(f"{server.url}/api/v1/images/{made['id']}/delete").status_code == 200
+    assert owner.post(f"{server.url}/api/v1/images/{made['id']}/restore").status_code == 200
+    assert statuses(trashed["url"] + "/image") == {404} and statuses(trashed["url"]) == {404}
+    assert owner.get(server.url + "/api/v1/shares").json() == {"shares": []}

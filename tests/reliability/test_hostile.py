@@ -16,9 +16,10 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from itsdangerous import URLSafeSerializer
 
 from casvault import identity
-from tests.conftest import ADMIN_TOKEN, INGEST_TOKEN, make_png
+from tests.conftest import ADMIN_TOKEN, INGEST_TOKEN, SECRET, make_png
 from tests.reliability import consistency
 from tests.reliability.clients import AUTH, XRW, cookie, owner, server
 from tests.reliability.hostile import FILES
@@ -38,6 +39,7 @@ class Victim:
     trashed_id: str
     trashed_url: str
     intruder: str
+    share_id: str
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +60,11 @@ def site(tmp_path_factory):
                           data={"owner": victim}, headers=AUTH, timeout=10).json()
         trashed_url = t["url"]
         assert s.post(f"{srv.url}/api/v1/images/{t['id']}/delete").status_code == 200
+        shared = s.post(f"{srv.url}/api/v1/images/{b['id']}/share", json={"expires_in": 3600})
+        assert shared.status_code == 201
     image_url = b["url"]
     v = Victim(srv.url, victim, b["id"], image_url, image_url.rsplit(".", 1)[0] + ".json", t["id"], trashed_url,
-               owner(2))
+               owner(2), shared.json()["id"])
     yield srv, root, v
     srv.stop()
 
@@ -227,6 +231,17 @@ CASES.update({
                               files={"file": ("a.png", make_png())}, data={"owner": owner(3)}),
     "admin_with_ingest_token": get(lambda v: "/api/v1/admin/users", headers={"Authorization": f"Bearer {INGEST_TOKEN}"}),
     "admin_delete_no_token": post(lambda v: f"/api/v1/admin/images/{v.id}/delete"),
+    # share links: old signed tokens, other visitors' links, traversal in tokens and ids
+    "share_old_signed_token": get(lambda v: "/s/" + URLSafeSerializer(SECRET, salt="casvault.share").dumps(
+        [v.owner, v.id, 2**40, "2026-01-01T00:00:00.000+00:00"]) + "/image"),
+    "share_revoke_someone_elses": lambda v: requests.delete(f"{v.url}/api/v1/shares/{v.share_id}",
+                                                            cookies=cookie(v.intruder), headers=XRW, timeout=10),
+    "share_revoke_cross_site": lambda v: requests.delete(f"{v.url}/api/v1/shares/{v.share_id}", cookies=cookie(v.owner),
+                                                         headers={"Origin": "https://evil.example"}, timeout=10),
+    "share_revoke_traversal": lambda v: requests.delete(f"{v.url}/api/v1/shares/..%2F..%2Fcasvault.json",
+                                                        cookies=cookie(v.owner), headers=XRW, timeout=10),
+    "share_token_traversal": lambda v: raw(v, "GET", "/s/..%2f..%2fmeta%2fshares/image"),
+    "share_token_is_an_owner_id": get(lambda v: f"/s/{v.owner}/image"),
     "csrf_cross_site_delete": lambda v: requests.post(f"{v.url}/api/v1/images/{v.id}/delete", cookies=cookie(v.owner),
                                                       headers={"Origin": "https://evil.example"}, timeout=10),
     "csrf_null_origin_upload": lambda v: requests.post(v.url + "/api/v1/inputs/upload", cookies=cookie(v.owner),
