@@ -63,3 +63,18 @@ def test_production_refuses_a_secret_shorter_than_32_bytes(tmp_path):
             create_app(Config(root=tmp_path, secret_key=short))
     assert Config(root=tmp_path, secret_key="é" * 16).require_secret() == "é" * 16  # 32 bytes
     assert Config(root=tmp_path, secret_key="s", dev=True).require_secret() == "s"  # development may use any
+
+
+def test_decode_budget_comes_from_the_environment_and_sizes_the_process_budget(tmp_path):
+    from casvault import decoding
+    from casvault.store import Store
+
+    config = Config.from_env({"CASVAULT_ROOT": str(tmp_path), "CASVAULT_DECODE_BUDGET_PIXELS": "5000000"})
+    assert config.decode_budget_pixels == 5_000_000
+    Store(config)
+    assert decoding.budget().capacity == 5_000_000
+    Store(Config(root=tmp_path))
+    assert decoding.budget().capacity == 64_000_000
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ConfigError):
+            Config.from_env({"CASVAULT_ROOT": str(tmp_path), "CASVAULT_DECODE_BUDGET_PIXELS": bad})

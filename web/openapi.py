@@ -42,7 +42,7 @@ ERRORS = {
     413: "Too large",
     415: "Not a PNG, JPEG or WebP image",
     500: "Internal error",
-    503: "The user's lock is busy; retry",
+    503: "The user's lock is busy (lock_busy), or the decode budget is full (busy, with Retry-After); retry",
     507: "Quota exceeded (code quota_exceeded, with usage) or disk full",
 }
 
