@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import msgspec
 
@@ -111,12 +112,19 @@ def alive(share: Share, record: Record) -> bool:
 
 
 class Shares:
-    """The share tables of one store root."""
+    """The share tables of one store root.
 
-    def __init__(self, meta: Path, tmp: Path, locks: Locks, *, fsync: bool = True) -> None:
+    ``get(owner, id, kind)`` is the store's record lookup (raising NotFound):
+    a link is only as alive as its image.
+    """
+
+    def __init__(
+        self, meta: Path, tmp: Path, locks: Locks, get: Callable[[str, str, str], Record], *, fsync: bool = True
+    ) -> None:
         self.meta = meta
         self.tmp = tmp
         self.locks = locks
+        self.get = get
         self.fsync = fsync
 
     # --- paths and files ------------------------------------------------------
@@ -155,11 +163,22 @@ class Shares:
         pointer.parent.mkdir(parents=True, exist_ok=True)
         write_file(pointer, owner.encode() + b"\n", self.tmp, fsync=self.fsync)
 
-    def _drop_expired_pointers(self, before: list[ShareRow], after: list[ShareRow]) -> None:
+    def _drop_pointers(self, before: list[ShareRow], after: list[ShareRow]) -> None:
+        """Remove the pointers of rows that left the table (revoked, expired or dead)."""
         kept = {r.id for r in after if r.expires_at > _now()}
         for row in before:
             if row.id not in kept:
                 remove(self.pointer_path(row.id))
+
+    def _record(self, owner: str, row: ShareRow) -> Record | None:
+        """The shared image if the link is alive (unexpired, image active and not trashed since), else None."""
+        if row.expires_at <= _now():
+            return None
+        try:
+            record = self.get(owner, row.image, "generated")
+        except NotFound:
+            return None
+        return record if alive(_share(owner, row), record) else None
 
     # --- the API ----------------------------------------------------------------
 
@@ -178,7 +197,8 @@ class Shares:
         row = ShareRow(secrets.token_urlsafe(24), record.id, created, int(now) + seconds)
         with self.locks.user(owner):
             rows = self._rows(owner)
-            live = [r for r in rows if r.expires_at > now]
+            # NOTE: dead links (expired, image trashed or purged) leave the table here.
+            live = [r for r in rows if self._record(owner, r) is not None]
             if len(live) >= MAX_LIVE_SHARES:
                 raise Conflict(f"at most {MAX_LIVE_SHARES} live share links: revoke some first")
             # NOTE: pointer first: a pointer without a row is a dead link, a row
@@ -189,14 +209,14 @@ class Shares:
             except Exception:
                 remove(self.pointer_path(row.id))
                 raise
-            self._drop_expired_pointers(rows, live)
+            self._drop_pointers(rows, live)
         return _share(owner, row)
 
-    def find(self, token: object) -> Share:
-        """The unexpired share a token names; liveness of the image is the caller's (:func:`alive`).
+    def find(self, token: object) -> tuple[Share, Record]:
+        """The live share a token names and its image.
 
-        Raises NotFound for a malformed, unknown, revoked or expired token
-        (the caller cannot tell which).
+        Raises NotFound for a malformed, unknown, revoked or expired token, or
+        one whose image was trashed or purged (the caller cannot tell which).
         """
         if not isinstance(token, str) or TOKEN_RE.fullmatch(token) is None:
             raise NotFound("no such share link")
@@ -205,14 +225,14 @@ class Shares:
         if not is_user_id(owner):
             raise NotFound("no such share link")
         row = next((r for r in self._rows(owner) if r.id == token), None)
-        if row is None or row.expires_at <= _now() or not is_id(row.image):
+        record = self._record(owner, row) if row is not None and is_id(row.image) else None
+        if row is None or record is None:
             raise NotFound("no such share link")
-        return _share(owner, row)
+        return _share(owner, row), record
 
     def of(self, owner: str) -> list[Share]:
-        """The owner's unexpired links, newest first (a trashed image's links included: see :func:`alive`)."""
-        now = _now()
-        rows = [r for r in self._rows(owner) if r.expires_at > now]
+        """The owner's live links, newest first."""
+        rows = [r for r in self._rows(owner) if self._record(owner, r) is not None]
         return [_share(owner, r) for r in sorted(rows, key=lambda r: r.created_at, reverse=True)]
 
     def revoke(self, owner: str, share_id: object) -> Share:
@@ -226,7 +246,7 @@ class Shares:
                 raise NotFound("no such share link", id=share_id)
             kept = [r for r in rows if r.id != share_id]
             self._write(owner, kept)
-            self._drop_expired_pointers(rows, kept)
+            self._drop_pointers(rows, kept)
         return _share(owner, row)
 
     def move_all(self, source: str, target: str) -> int:
@@ -242,11 +262,12 @@ class Shares:
             now = _now()
             moving = [r for r in rows if r.expires_at > now]
             if moving:
-                have = {r.id for r in self._rows(target)}
-                self._write(target, self._rows(target) + [r for r in moving if r.id not in have])
+                held = self._rows(target)
+                have = {r.id for r in held}
+                self._write(target, held + [r for r in moving if r.id not in have])
                 for row in moving:
                     self._point(row.id, target)
-            self._drop_expired_pointers(rows, moving)
+            self._drop_pointers(rows, moving)
             remove(self.table_path(source))
         return len(moving)
 

@@ -93,7 +93,7 @@ class Store:
         # user's lock (see _log). None means the manifest index.
         self.record_index = open_record_index(index_spec(config, meta))
         self.locks = Locks(self.layout.locks)
-        self.shares = Shares(self.layout.meta, self.layout.tmp, self.locks, fsync=config.fsync)
+        self.shares = Shares(self.layout.meta, self.layout.tmp, self.locks, self.get, fsync=config.fsync)
         self._indexes: dict[str, UserIndex] = {}
         self._mutex = threading.Lock()
         self._recent: tuple[tuple, list[Record]] | None = None

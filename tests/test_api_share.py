@@ -40,7 +40,7 @@ def test_token_is_opaque_and_kept_in_the_owners_table(store):
     table = store.layout.meta / "users" / user(1) / "shares.json"
     pointer = store.layout.meta / "shares" / made.id
     assert made.id.encode() in table.read_bytes() and pointer.read_text().strip() == user(1)
-    assert store.shares.find(made.id) == made
+    assert store.shares.find(made.id) == (made, rec)
     assert store.shares.create(rec).id != made.id  # every link is a fresh token
 
 
@@ -50,7 +50,7 @@ def test_expiry(store, monkeypatch):
     made = store.shares.create(add_image(store, user(1)), 60)
     assert made.expires_at == 1_800_000_060 and made.expires_iso == "2027-01-15T08:01:00+00:00"
     clock[0] += 59
-    assert store.shares.find(made.id).image == made.image
+    assert store.shares.find(made.id)[0].image == made.image
     clock[0] += 1
     with pytest.raises(NotFound):
         store.shares.find(made.id)
@@ -156,7 +156,7 @@ def test_revoke_and_list(app, client, store, me):
     assert not (store.layout.meta / "users" / me / "shares.json").exists()  # an empty table is removed
 
 
-def test_too_many_live_links(store, monkeypatch):
+def test_too_many_live_links_and_dead_ones_leave_the_table(store, monkeypatch):
     monkeypatch.setattr(shares, "MAX_LIVE_SHARES", 3)
     rec = add_image(store, user(1))
     made = [store.shares.create(rec) for _ in range(3)]
@@ -164,6 +164,14 @@ def test_too_many_live_links(store, monkeypatch):
         store.shares.create(rec)
     store.shares.revoke(user(1), made[0].id)
     store.shares.create(rec)
+    # links to a trashed image are dead: they neither count nor stay (nor does their pointer)
+    other = add_image(store, user(1), seed=1)
+    store.trash(user(1), rec.id)
+    assert store.shares.of(user(1)) == []
+    fresh = store.shares.create(other)
+    table = (store.layout.meta / "users" / user(1) / "shares.json").read_bytes()
+    assert [s.id for s in store.shares.of(user(1))] == [fresh.id] and table.count(b'"id"') == 1
+    assert sorted(p.name for p in (store.layout.meta / "shares").iterdir()) == [fresh.id]
 
 
 def test_share_refuses_bad_expiry_and_foreign_ids(app, client, store, me):
