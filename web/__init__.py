@@ -37,7 +37,7 @@ def relative_location(resp: Response) -> Response:
     location = resp.headers.get("Location")
     if location:
         parts = urlsplit(location)
-        if parts.netloc and parts.netloc == request.host:
+        if parts.netloc and parts.netloc == request.host and parts.scheme == request.scheme:
             # NOTE: "//x" would be a protocol-relative URL: keep one leading slash.
             resp.headers["Location"] = "/" + parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
             if 300 <= resp.status_code < 400:
