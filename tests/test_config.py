@@ -78,3 +78,11 @@ def test_decode_budget_comes_from_the_environment_and_sizes_the_process_budget(t
     for bad in ("0", "-1", "many"):
         with pytest.raises(ConfigError):
             Config.from_env({"CASVAULT_ROOT": str(tmp_path), "CASVAULT_DECODE_BUDGET_PIXELS": bad})
+
+
+def test_a_relative_root_is_made_absolute_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for cfg in (Config(), Config.from_env({"CASVAULT_ROOT": "./data"}), Config().with_(root="sub/../data")):
+        assert cfg.root == tmp_path / "data" and cfg.root.is_absolute()
+    monkeypatch.chdir("/")
+    assert Config.from_env({"CASVAULT_ROOT": str(tmp_path / "x")}).root == tmp_path / "x"
