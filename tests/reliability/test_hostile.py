@@ -22,7 +22,7 @@ from casvault import identity
 from tests.conftest import ADMIN_TOKEN, INGEST_TOKEN, SECRET, make_png
 from tests.reliability import consistency
 from tests.reliability.clients import AUTH, XRW, cookie, owner, server
-from tests.reliability.hostile import FILES
+from tests.reliability.hostile import FILES, png_solid_rgba
 
 MAX_UPLOAD = 300_000  # the server's CASVAULT_MAX_UPLOAD_BYTES here; bodies past it + 1 MiB are cut off
 
@@ -279,6 +279,37 @@ def test_a_valid_image_under_a_wrong_name_is_stored_by_its_signature(site):
     assert r.status_code == 201, r.text
     assert r.json()["mime"] == "image/jpeg" and r.json()["url"].endswith(".jpg")
     assert consistency.check(root).problems == []
+
+
+@pytest.mark.timeout(300)
+def test_eight_concurrent_8000px_uploads_stay_within_600_mb(site):
+    """Finding 6: 8 anonymous uploads of a 250 KB 8000×8000 RGBA PNG at once took 1.6 GB in one worker."""
+    import threading
+
+    srv, _root, _victim = site
+    data = png_solid_rgba(8000)
+    assert len(data) < MAX_UPLOAD
+    answers: list[int] = []
+    gate = threading.Barrier(8)
+
+    def upload(n: int) -> None:
+        gate.wait()
+        r = requests.post(srv.url + "/api/v1/inputs/upload", files={"file": ("big.png", data)},
+                          cookies=cookie(owner(200 + n)), headers=XRW, timeout=280)
+        answers.append(r.status_code)
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [201] * 8
+    workers = Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text().split()
+    peak_kb = 0
+    for pid in workers:
+        status = Path(f"/proc/{pid}/status").read_text()
+        peak_kb += int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    assert len(workers) == 2 and peak_kb / 1024 < 600, f"workers' peak RSS {peak_kb / 1024:.0f} MB"
 
 
 def test_torn_manifest_with_a_partial_utf8_character(site):
