@@ -6,7 +6,7 @@ import io
 
 from PIL import Image, ImageOps, features
 
-from . import decoding
+from . import decoding, media
 from .validate import sniff
 
 WEBP = features.check("webp")
@@ -22,6 +22,8 @@ def make_thumbnail(source: bytes | Image.Image, size: int = 256, quality: int = 
     decodes once for validation, reduced, and reuses it). Raises NotAnImage,
     Busy, or PIL errors for undecodable data (callers validated it already).
     """
+    if isinstance(source, (bytes, bytearray, memoryview)) and media.sniff_video(bytes(source[:64])) is not None:
+        source = media.poster(bytes(source))  # a video's thumbnail is its first frame
     if isinstance(source, (bytes, bytearray, memoryview)):
         # NOTE: decoded within the process's pixel budget, already reduced (casvault.decoding).
         data = bytes(source)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from flask import Response, redirect, request, send_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from casvault.errors import NotFound
 from casvault.records import Record
@@ -62,10 +63,17 @@ def send_original(store: Store, record: Record, *, cache: str, download: bool = 
         mimetype=record.mime,
         as_attachment=download,
         download_name=download_name(record),
-        conditional=True,
+        conditional=False,
         etag=record.sha256,
         last_modified=st.st_mtime,
     )
+    # NOTE: send_file cannot size an open file, so the conditional answer
+    # (304, and 206 for a Range: scrubbing a video) is made here with the size.
+    try:
+        resp.make_conditional(request.environ, accept_ranges=True, complete_length=st.st_size)
+    except RequestedRangeNotSatisfiable:
+        fh.close()
+        raise
     return _finish(resp, cache)
 
 
