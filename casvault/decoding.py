@@ -121,9 +121,12 @@ def decode_reduced(data: bytes, fmt: str, fit: int | None) -> Image.Image:
     """
     src = Image.open(io.BytesIO(data), formats=[fmt])
     # NOTE: below STRIP_FROM_PIXELS a whole decode costs little memory and
-    # is faster (zlib runs once); strips pay off on the big ones.
+    # is faster (zlib runs once); strips pay off on the big ones. An extreme
+    # shape (a strip would be most of the image) is decoded whole.
     if fit is not None and fmt == "PNG" and src.size[0] * src.size[1] >= STRIP_FROM_PIXELS and _strippable(data):
-        return _png_in_strips(data, src, reduce_factor(*src.size, fit))
+        factor = reduce_factor(*src.size, fit)
+        if src.size[0] * _strip_rows(src.size[0] * 4, factor) <= STRIP_FROM_PIXELS:
+            return _png_in_strips(data, src, factor)
     if fit is not None:
         src.draft(src.mode, (fit, fit))  # NOTE: JPEG only: decodes at 1/2..1/8 scale; a no-op otherwise
     width, height = src.size
@@ -156,11 +159,15 @@ def _reduce_in_strips(img: Image.Image, factor: int) -> Image.Image:
         return out
     out = Image.new(mode, (math.ceil(width / factor), math.ceil(height / factor)))
     rows = _strip_rows(width * 4, factor)
+    # NOTE: tiles, not whole bands, when an extreme shape makes a band of
+    # ``rows`` rows big; a tile's width is a multiple of the factor too.
+    cols = max(factor, (STRIP_BYTES // (rows * 4)) // factor * factor)
     for top in range(0, height, rows):
-        band = img.crop((0, top, width, min(top + rows, height)))
-        if band.mode != mode:
-            band = band.convert(mode)
-        out.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
+        for left in range(0, width, cols):
+            tile = img.crop((left, top, min(left + cols, width), min(top + rows, height)))
+            if tile.mode != mode:
+                tile = tile.convert(mode)
+            out.paste(tile.reduce(factor) if factor > 1 else tile, (left // factor, top // factor))
     _keep_exif(img, out)
     return out
 
