@@ -41,6 +41,7 @@ DECODE_WAIT = 10.0  # seconds a decode waits for room before answering Busy
 RETRY_AFTER = 5  # seconds a client is told to wait after Busy
 STRIP_BYTES = 2 * 1024 * 1024  # filtered PNG bytes inflated per strip
 STRIP_FROM_PIXELS = 4_000_000  # PNGs from this size up are decoded in strips (16 MB as RGBA)
+STRIP_MAX_PIXELS = 4_000_000  # a strip never holds more (else the image is decoded whole, in the budget)
 
 # PNG colour type → Pillow mode at bit depth 8 (raw rows in the mode's own layout)
 _PNG_MODES = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
@@ -125,7 +126,7 @@ def decode_reduced(data: bytes, fmt: str, fit: int | None) -> Image.Image:
     # shape (a strip would be most of the image) is decoded whole.
     if fit is not None and fmt == "PNG" and src.size[0] * src.size[1] >= STRIP_FROM_PIXELS and _strippable(data):
         factor = reduce_factor(*src.size, fit)
-        if src.size[0] * _strip_rows(src.size[0] * 4, factor) <= STRIP_FROM_PIXELS:
+        if src.size[0] * _strip_rows(src.size[0] * 4, factor) <= STRIP_MAX_PIXELS:
             return _png_in_strips(data, src, factor)
     if fit is not None:
         src.draft(src.mode, (fit, fit))  # NOTE: JPEG only: decodes at 1/2..1/8 scale; a no-op otherwise
