@@ -237,3 +237,16 @@ def test_revoked_and_trashed_links_are_dead_in_every_worker(server):
     assert owner.post(f"{server.url}/api/v1/images/{made['id']}/restore").status_code == 200
     assert statuses(trashed["url"] + "/image") == {404} and statuses(trashed["url"]) == {404}
     assert owner.get(server.url + "/api/v1/shares").json() == {"shares": []}
+
+
+def test_a_shared_video_is_shown_as_a_video(app, client, store, me):
+    from pathlib import Path
+
+    data = (Path(__file__).parent / "data" / "comfyui-real" / "view" / "output" / "video" / "ComfyUI_00001_.mp4").read_bytes()
+    rec = store.ingest(data, me).record
+    url = share(client, rec.id)["url"]
+    page = app.test_client().get(url)
+    assert f'<video src="{url}/image"' in page.get_data(as_text=True)
+    assert "media-src 'self'" in page.headers["Content-Security-Policy"]
+    image = app.test_client().get(url + "/image")
+    assert image.status_code == 200 and image.mimetype == "video/mp4" and image.data == data

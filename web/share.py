@@ -33,7 +33,7 @@ _PAGE = """<!doctype html>
 <meta name="referrer" content="no-referrer">
 <title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}}
-img{{max-width:100%;height:auto;display:block;margin:0 auto}}p{{white-space:pre-wrap}}</style>
+img,video{{max-width:100%;height:auto;display:block;margin:0 auto}}p{{white-space:pre-wrap}}</style>
 </head><body>
 {body}
 </body></html>
@@ -48,7 +48,7 @@ def _shared(token: str) -> Record:
 def _headers(resp: Response) -> Response:
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
     resp.headers["X-Robots-Tag"] = "noindex"
     return resp
 
@@ -64,7 +64,11 @@ def page(token: str):
         resp.headers["Cache-Control"] = "no-store"
         return _headers(resp)
     prompt = getattr(record, "prompt", None) or ""
-    body = f'<img src="/s/{escape(token)}/image" alt="{escape(prompt[:200])}">'
+    src = f"/s/{escape(token)}/image"
+    if record.mime.startswith("video/"):
+        body = f'<video src="{src}" controls loop muted playsinline aria-label="{escape(prompt[:200])}"></video>'
+    else:
+        body = f'<img src="{src}" alt="{escape(prompt[:200])}">'
     if prompt:
         body += f"\n<p>{escape(prompt)}</p>"
     resp = Response(_PAGE.format(title="Shared image", body=body), mimetype="text/html")
