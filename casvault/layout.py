@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from .records import Record
+from .records import Record, check_time
 from .errors import InvalidInput
 from .validate import EXT_BY_MIME, check_user_id, is_id
 
@@ -15,18 +15,11 @@ FORMAT = 1
 KIND_DIRS = {"generated": (), "control": ("controls",), "input": ("inputs",)}
 
 
-# NOTE: a day of margin at both ends of datetime's range, so that moving a
-# stored time into any partition time zone (offsets stay under 24 h) or adding
-# a day to a date bound never overflows.
-TIME_MIN = datetime(1, 1, 2, tzinfo=timezone.utc)
-TIME_MAX = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=timezone.utc)
-
-
 def normalize_time(value: str | datetime | None) -> str:
     """ISO 8601 in UTC with millisecond precision (sortable as a string).
 
     Raises ValueError for a string that is not ISO 8601 and for a time
-    outside 0001-01-02 .. 9999-12-30 UTC.
+    outside what every partition zone can show (records.check_time).
     """
     if value is None:
         dt = datetime.now(timezone.utc)
@@ -37,12 +30,11 @@ def normalize_time(value: str | datetime | None) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     try:
-        utc = dt.astimezone(timezone.utc)
+        utc = dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
     except OverflowError:
         raise ValueError(f"{value} is outside the supported range") from None
-    if not TIME_MIN <= utc <= TIME_MAX:
-        raise ValueError(f"{value} is outside the supported range")
-    return utc.isoformat(timespec="milliseconds")
+    check_time(utc)  # NOTE: the records' own rule, so no partition zone or day bound overflows
+    return utc
 
 
 THUMB_RE = re.compile(r"thumb/([0-9a-f]{32})\.(webp|jpg)")
