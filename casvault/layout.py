@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from typing import TYPE_CHECKING
-
 from .thumbs import thumb_rel
-from .validate import check_record_paths, check_user_id
+from .validate import check_record_paths, check_time, check_user_id
 
 if TYPE_CHECKING:
     from .records import Record
@@ -21,7 +20,8 @@ KIND_DIRS = {"generated": (), "control": ("controls",), "input": ("inputs",)}
 def normalize_time(value: str | datetime | None) -> str:
     """ISO 8601 in UTC with millisecond precision (sortable as a string).
 
-    Raises ValueError for a string that is not ISO 8601.
+    Raises ValueError for a string that is not ISO 8601 and for a time
+    outside what every partition zone can show (records.check_time).
     """
     if value is None:
         dt = datetime.now(timezone.utc)
@@ -31,7 +31,12 @@ def normalize_time(value: str | datetime | None) -> str:
         dt = datetime.fromisoformat(value)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    try:
+        utc = dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    except OverflowError:
+        raise ValueError(f"{value} is outside the supported range") from None
+    check_time(utc)  # NOTE: the records' own rule, so no partition zone or day bound overflows
+    return utc
 
 
 class Layout:

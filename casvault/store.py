@@ -19,7 +19,7 @@ from typing import Any, Callable, ContextManager, Iterator
 
 import msgspec
 
-from . import comfy, faults, media, quota, sidecars, thumbs
+from . import comfy, decoding, faults, media, quota, sidecars, thumbs
 from .aspect import aspect_ratio
 from .atomic import remove
 from .backends import blob_spec, index_spec, open_blob_store
@@ -47,6 +47,7 @@ from .records import (
     evolve,
     now_iso,
 )
+from .shares import Shares
 from .validate import (
     FIELD_MAX_LEN,
     check_time,
@@ -95,9 +96,11 @@ class Store:
         # writes still go to sidecars and manifests and are applied to it under
         # the user's lock (casvault.backends.records).
         self.records = open_records(index_spec(config, meta), self.layout, self.locks, self.blobs, fsync=config.fsync)
+        self.shares = Shares(self.layout.meta, self.layout.tmp, self.locks, self.get, fsync=config.fsync)
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
         self.thumbnailer = thumbs.Thumbnailer(config.thumb_size, config.thumb_quality)
         self.writer = Writer(self.layout, self.blobs, self.records.append, link_setting=config.link_mode, fsync=config.fsync)
+        decoding.configure(config.decode_budget_pixels)
 
     # --- opening ------------------------------------------------------------
 
@@ -253,15 +256,15 @@ class Store:
 
         Raises InvalidInput for a malformed date.
         """
-        def start(day: str) -> datetime:
+        def bound(day: str, days_after: int) -> str:
             try:
-                d = datetime.strptime(day, "%Y-%m-%d")
-            except (ValueError, TypeError):
-                raise InvalidInput("dates must be YYYY-MM-DD", field="date") from None
-            return d.replace(tzinfo=self.layout.tz)
+                d = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=self.layout.tz)
+                return normalize_time(d + timedelta(days=days_after))
+            except (ValueError, TypeError, OverflowError):
+                raise InvalidInput("dates must be YYYY-MM-DD between the years 1 and 9999", field="date") from None
 
-        lo = normalize_time(start(from_date)) if from_date else None
-        hi = normalize_time(start(to_date) + timedelta(days=1)) if to_date else None
+        lo = bound(from_date, 0) if from_date else None
+        hi = bound(to_date, 1) if to_date else None
         return lo, hi
 
     def read_original(self, record: Record) -> bytes:
@@ -374,6 +377,7 @@ class Store:
                 max_pixels=self.config.max_pixels,
                 keep=make_thumb,
                 decode=make_thumb,
+                fit=self.config.thumb_size,
             )
         if kind == "generated" and info.ext in ("png", "webp", "mp4", "webm") and source is None:
             fields, source = _fill_from_comfy(data, fields)
