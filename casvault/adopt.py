@@ -40,7 +40,7 @@ from .layout import normalize_time
 from .records import (
     RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, now_iso,
 )
-from .store import Store, _fill_from_comfy
+from .store import Store
 from .validate import FIELD_MAX_LEN, MIME_BY_EXT, check_image, check_time, check_tags, check_text, is_id, is_user_id, sniff
 
 IMAGE_EXTS = tuple(MIME_BY_EXT)  # every extension a record may have (videos too)
@@ -310,7 +310,7 @@ def _build(
     if kind == "generated":
         fields = {k: fields.get(k) for k in ("workflow_id", "aspect_ratio", "seed", "prompt", "negative_prompt")}
         if info.ext == "png":
-            fields, comfy_source = _fill_from_comfy(data, fields)
+            fields, comfy_source = comfy.fill_fields(data, fields)
             source.update(comfy_source or {})
     else:
         fields = {}

@@ -29,6 +29,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
+from .validate import FIELD_MAX_LEN
+
 __all__ = [
     "ComfyMeta",
     "Lora",
@@ -763,3 +765,19 @@ def summarize(meta: ComfyMeta) -> dict[str, Any]:
 
 def _summarize_lora(lora: dict[str, Any]) -> dict[str, Any]:
     return {key: value[:_SUMMARY_NAME_CHARS] if isinstance(value, str) else value for key, value in lora.items()}
+
+
+def fill_fields(data: bytes, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Fill prompt, seed and negative prompt from ComfyUI metadata where the caller gave none."""
+    meta = extract(data)
+    if meta is None:
+        return fields, None
+    filled = dict(fields)
+    for name in ("prompt", "seed", "negative_prompt"):
+        if filled.get(name) is None and getattr(meta, name) is not None:
+            value = getattr(meta, name)
+            if name != "seed":
+                # NOTE: metadata never fails an ingest: control characters are dropped, length capped.
+                value = "".join(c for c in value if c >= " " or c in "\t\n\r").replace("\x7f", "")[:FIELD_MAX_LEN]
+            filled[name] = value
+    return filled, summarize(meta)

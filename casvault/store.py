@@ -49,12 +49,11 @@ from .records import (
 )
 from .shares import Shares
 from .validate import (
-    FIELD_MAX_LEN,
+    check_generated_fields,
     check_time,
     check_filename,
     check_image,
     check_tags,
-    check_text,
     check_user_id,
     is_id,
 )
@@ -326,7 +325,7 @@ class Store:
         owner = check_user_id(owner)
         if kind not in KINDS:
             raise InvalidInput("kind must be generated, control or input", field="kind")
-        fields = self._check_fields(
+        fields = check_generated_fields(
             kind,
             original_filename=check_filename(original_filename, keep_folder),
             workflow_id=workflow_id,
@@ -380,7 +379,7 @@ class Store:
                 fit=self.config.thumb_size,
             )
         if kind == "generated" and info.ext in ("png", "webp", "mp4", "webm") and source is None:
-            fields, source = _fill_from_comfy(data, fields)
+            fields, source = comfy.fill_fields(data, fields)
         anim = info.animation if video is not None else media.animation(data, info.ext.upper())
         if kind == "generated" and fields["aspect_ratio"] is None:
             fields = {**fields, "aspect_ratio": aspect_ratio(info.width, info.height)}
@@ -422,29 +421,6 @@ class Store:
                 if tmp is not None:
                     remove(tmp)  # NOTE: a no-op for the published ones
         return IngestResult(record, new_blob, in_trash)
-
-    def _check_fields(self, kind: str, **raw: Any) -> dict[str, Any]:
-        fields: dict[str, Any] = {"original_filename": raw["original_filename"]}
-        if kind != "generated":
-            return fields
-        seed = raw["seed"]
-        if isinstance(seed, str):
-            seed = seed.strip()
-            if seed == "":
-                seed = None
-            else:
-                try:
-                    seed = int(seed)
-                except ValueError:
-                    raise InvalidInput("seed must be an integer", field="seed") from None
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
-            raise InvalidInput("seed must be a 64-bit integer", field="seed")
-        fields["seed"] = seed
-        fields["workflow_id"] = check_text(raw["workflow_id"], "workflow_id", 200) or None
-        fields["aspect_ratio"] = check_text(raw["aspect_ratio"], "aspect_ratio", 20) or None
-        fields["prompt"] = check_text(raw["prompt"], "prompt")
-        fields["negative_prompt"] = check_text(raw["negative_prompt"], "negative_prompt")
-        return fields
 
     def project(self, record: Record, dest: Path, *, fsync: bool | None = None) -> str:
         """Place the projection of a record's blob at ``dest``; returns the link mode used (see :class:`Writer`)."""
@@ -577,22 +553,6 @@ class Store:
         return new
 
     # --- rebuilding from sidecars --------------------------------------------
-
-
-def _fill_from_comfy(data: bytes, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Fill prompt, seed and negative prompt from ComfyUI metadata where the caller gave none."""
-    meta = comfy.extract(data)
-    if meta is None:
-        return fields, None
-    filled = dict(fields)
-    for name in ("prompt", "seed", "negative_prompt"):
-        if filled.get(name) is None and getattr(meta, name) is not None:
-            value = getattr(meta, name)
-            if name != "seed":
-                # NOTE: metadata never fails an ingest: control characters are dropped, length capped.
-                value = "".join(c for c in value if c >= " " or c in "\t\n\r").replace("\x7f", "")[:FIELD_MAX_LEN]
-            filled[name] = value
-    return filled, comfy.summarize(meta)
 
 
 def open_store(config: Config | None = None, **overrides: Any) -> Store:

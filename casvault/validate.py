@@ -309,3 +309,28 @@ def check_record_paths(record: Any) -> None:
         m = THUMB_RE.fullmatch(record.thumb)
         if m is None or m[1] != record.id:
             raise InvalidInput("record thumb must be thumb/<id>.webp or thumb/<id>.jpg", field="thumb")
+
+
+def check_generated_fields(kind: str, **raw: Any) -> dict[str, Any]:
+    """The record fields a caller gave, checked: a seed as a 64-bit integer, the texts within their limits."""
+    fields: dict[str, Any] = {"original_filename": raw["original_filename"]}
+    if kind != "generated":
+        return fields
+    seed = raw["seed"]
+    if isinstance(seed, str):
+        seed = seed.strip()
+        if seed == "":
+            seed = None
+        else:
+            try:
+                seed = int(seed)
+            except ValueError:
+                raise InvalidInput("seed must be an integer", field="seed") from None
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
+        raise InvalidInput("seed must be a 64-bit integer", field="seed")
+    fields["seed"] = seed
+    fields["workflow_id"] = check_text(raw["workflow_id"], "workflow_id", 200) or None
+    fields["aspect_ratio"] = check_text(raw["aspect_ratio"], "aspect_ratio", 20) or None
+    fields["prompt"] = check_text(raw["prompt"], "prompt")
+    fields["negative_prompt"] = check_text(raw["negative_prompt"], "negative_prompt")
+    return fields

@@ -23,7 +23,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
-from casvault import blobs, sidecars, store as store_module, writer as writer_module  # noqa: E402
+from casvault import blobs, comfy, sidecars, store as store_module, writer as writer_module  # noqa: E402
 from casvault.config import Config  # noqa: E402
 from casvault.store import Store  # noqa: E402
 from casvault.writer import Writer  # noqa: E402
@@ -33,7 +33,7 @@ from common import clean_scratch, realistic_pngs, scratch  # noqa: E402
 
 STEPS = (
     (store_module, "check_image", "check_image (caller)"),
-    (store_module, "_fill_from_comfy", "ComfyUI metadata (caller)"),
+    (comfy, "fill_fields", "ComfyUI metadata (caller)"),
     (blobs, "digest", "sha256 (caller)"),
     (blobs, "blake3_digest", "blake3 (pool)"),
     (blobs, "write_tmp", "original: temp write + fsync (pool)"),
