@@ -380,7 +380,7 @@ def adopted_time(store: Store, rel: str, data: bytes, mtime: float) -> str:
 def _logged(store: Store, owner: str, rid: str, locked: bool) -> bool:
     """True when the owner's manifest already holds the record."""
     if not locked:
-        return store.index(owner).get(rid) is not None
+        return store.logged(owner, rid) is not None
     # NOTE: under the caller's lock (fsck) the index is not used: loading it
     # over a damaged manifest would rebuild it, which takes the lock again.
     try:
@@ -409,7 +409,7 @@ def _taken_elsewhere(store: Store, rid: str, owner: str) -> bool:
     # NOTE: ids are unique store-wide (admin lookups, shares and merges rely
     # on it); an old app's id is only a suggestion. Each user's index is a
     # stat once loaded, far cheaper than reading every manifest per file.
-    return any(store.index(other).get(rid) is not None for other in store.users() if other != owner)
+    return any(store.logged(other, rid) is not None for other in store.users() if other != owner)
 
 
 def adopt_tree(store: Store, owners: Iterable[str] | None = None, *, progress: Progress | None = None) -> AdoptReport:

@@ -137,7 +137,7 @@ def _move_one(store: Store, known: Record, member: str) -> str:
     """Move one record (both locks held); returns 'moved', 'finished', 'gone' or 'skipped'."""
     guest = known.owner
     now = store.current_sidecar(known)
-    if now is None and store.index(member).get(known.id) is None:
+    if now is None and store.logged(member, known.id) is None:
         return "skipped"  # a guest record without sidecar that was never moved: fsck's to judge
     if now is not None:
         record, guest_sidecar = now
@@ -147,7 +147,7 @@ def _move_one(store: Store, known: Record, member: str) -> str:
         def event() -> MoveEvent | None:
             # NOTE: asked after the member's files: a member without a manifest
             # gets it rebuilt from the sidecars here, the new one included.
-            if store.index(member).get(moved.id) is not None:
+            if store.logged(member, moved.id) is not None:
                 return None
             return MoveEvent(at=now_iso(), id=moved.id, owner_from=guest, owner_to=member, record=moved)
 
@@ -157,7 +157,7 @@ def _move_one(store: Store, known: Record, member: str) -> str:
         faults.point("merge.after_guest_sidecar")
     store.remove_files(known, point=None)  # the guest's projection, thumbnail and sidecar, either place
     faults.point("merge.after_guest_files")
-    logged = store.index(guest).get(known.id) is not None
+    logged = store.logged(guest, known.id) is not None
     if logged:
         store.log_events(guest, MoveEvent(at=now_iso(), id=known.id, owner_from=guest, owner_to=member))
     faults.point("merge.after_guest_manifest")

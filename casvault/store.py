@@ -238,6 +238,10 @@ class Store:
         """Every user's records of ``kind`` (None: all kinds), newest first: a k-way merge of the sorted indexes."""
         return self.records.newest(kind, include)
 
+    def logged(self, owner: str, rid: str) -> Record | None:
+        """``rid`` as ``owner``'s log has it now (the manifest index, also with PostgreSQL), or None."""
+        return self.records.get_logged(owner, rid)
+
     def all_records(self, owner: str) -> list[Record]:
         """Every record of ``owner``, any kind and status."""
         return self.records.all(owner)

@@ -68,7 +68,7 @@ def resolve(subpath: str) -> tuple[Record, bool]:
     # user ids must not fill this process's memory.
     if not store.layout.manifest_path(owner).is_file():
         raise NotFound("not found")
-    record = store.index(owner).get(m["id"])
+    record = store.logged(owner, m["id"])
     if record is None or record.status != "active" or record.kind != KIND_OF_DIR[m["kind_dir"]]:
         raise NotFound("not found")
     image, _, thumb = store.layout.paths(record)

@@ -57,6 +57,10 @@ class FileRecords:
         """``owner``'s record ``rid``, or None."""
         return self.index(owner).get(rid)
 
+    def get_logged(self, owner: str, rid: str) -> Record | None:
+        """``owner``'s record ``rid`` as the manifest index has it (never a derived index), or None."""
+        return self.index(owner).get(rid)
+
     def find(self, rid: str) -> Record | None:
         """A record by id, any owner (admin), or None."""
         for owner in self.users():
