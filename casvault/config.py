@@ -36,6 +36,7 @@ class Config:
     recent_n: int = 1000
     accel: str = ""  # "nginx" hands /outputs to nginx with X-Accel-Redirect
     watch: bool = False
+    comfy_url: str = ""  # the gallery's "Open in ComfyUI" link (e.g. http://127.0.0.1:8188); empty: no link
     dev: bool = False  # development mode: a missing secret is generated, not an error
     fsync: bool = True
     stage_mode: str = "auto"  # "copy": ComfyUI's input folder never shares an inode with a blob

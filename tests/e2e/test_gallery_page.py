@@ -88,7 +88,7 @@ def test_search_finds_prompt_words(page, served):
     page.wait_for_url("**/?q=zebracorn+aurora")
     page.wait_for_function("() => document.querySelectorAll('[data-testid=gallery-item]').length === 1")
     assert tile_ids(page) == [gallery.special_id]
-    assert page.locator("#summary").inner_text() == "1 image match"
+    assert page.locator("#summary").inner_text() == "1 image matches"
     page.fill("[data-testid=search]", "no such words at all")
     page.wait_for_selector("text=No images match these filters.")
     assert page.locator("[data-testid=gallery-item]").count() == 0
