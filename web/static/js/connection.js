@@ -42,6 +42,23 @@ export class Connection {
     this.schedule();
   }
 
+  /**
+   * A resource (an image) failed to load: ask the server once whether it is
+   * there; only an unanswered request counts as a lost connection.
+   */
+  checkResource(url) {
+    if (this.down || this.checking) return;
+    this.checking = true;
+    fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store" })
+      .then((resp) => {
+        if ([502, 503, 504].includes(resp.status)) this.lost();
+      })
+      .catch(() => this.lost())
+      .finally(() => {
+        this.checking = false;
+      });
+  }
+
   /** A request got an answer from the application. */
   reached() {
     if (!this.down) return;

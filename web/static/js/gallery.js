@@ -721,6 +721,10 @@ const LONG_PRESS_MS = 500;
 
 function bindGrid() {
   const el = byId("grid");
+  // A thumbnail that failed may mean the server is gone (the feed itself may be fully loaded).
+  el.addEventListener("error", (event) => {
+    if (event.target instanceof HTMLImageElement) connection.checkResource(event.target.src);
+  }, true);
   let pressed = null;
   el.addEventListener("pointerdown", (event) => {
     if (event.pointerType !== "touch") return;

@@ -3,6 +3,7 @@
 // as input, zoom (z, double click, pinch), swipe, and a compare mode.
 
 import { api } from "./api.js";
+import { connection } from "./connection.js";
 import { byId, h, icon, trapFocus } from "./dom.js";
 import { bytes, dateTime, shorten } from "./format.js";
 import { t } from "./i18n.js";
@@ -212,6 +213,7 @@ export class Lightbox {
     byId("lb-loading").hidden = true;
     byId("lb-error").hidden = ok;
     this.dialog.dataset.state = ok ? "ready" : "error";
+    if (!ok) connection.checkResource(this.item.url);
   }
 
   /** Load the shown image again (after an error, or when the server is back). */
