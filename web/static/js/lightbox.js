@@ -76,7 +76,7 @@ export class Lightbox {
     this.workflowProbe = null;
     this.comfyUrl = document.body.dataset.comfyUrl || "";
     this.scale = 1;
-    this.dialog.append(h("section", { class: "toasts", "aria-label": t("Notifications") }));
+    this.dialog.append(h("section", { class: "toasts", "aria-label": t("Viewer notifications") }));
     trapFocus(this.dialog);
     this.bind();
     this.bindTouch();
