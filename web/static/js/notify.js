@@ -108,7 +108,7 @@ export function moveToasts() {
 }
 
 /** Show an API error as a toast. */
-export function showError(err, what = "That did not work") {
+export function showError(err, what = t("That did not work")) {
   if (err && err.name === "AbortError") return;
   console.warn(what, err);
   toast(`${what}: ${err && err.message ? err.message : err}`, { error: true });
@@ -118,7 +118,7 @@ export function showError(err, what = "That did not work") {
  * Ask before a destructive or bulk step. Resolves to true/false, or to the
  * typed text when ``input`` is given ({label, placeholder}); null on cancel.
  */
-export function confirmDialog({ title, text = "", ok = "OK", danger = false, input = null }) {
+export function confirmDialog({ title, text = "", ok = t("OK"), danger = false, input = null }) {
   const dialog = byId("confirm-dialog");
   byId("confirm-title").textContent = title;
   byId("confirm-text").textContent = text;
