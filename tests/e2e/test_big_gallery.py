@@ -207,7 +207,7 @@ def test_wheel_scrolling_reads_on_by_cursor_and_keeps_the_dom_bounded(page, serv
     for _ in range(30):
         page.mouse.wheel(0, 700)
         page.wait_for_timeout(60)
-        page.wait_for_function("document.querySelectorAll('.tile-skeleton').length === 0", timeout=10_000)
+        page.wait_for_function("() => document.querySelectorAll('.tile-skeleton').length === 0", timeout=10_000)
     settle(page)
     assert len(urls) >= 2 and all("cursor=" in u for u in urls), urls
     check_tiles(page, ids)

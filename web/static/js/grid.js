@@ -410,7 +410,7 @@ export class VirtualGrid {
     let el;
     if (row.kind === "header") {
       // NOTE: out of the tab order (rows are not in page order in the DOM); the "d" key selects a focused tile's day.
-      el = h("h2", { class: "day-header" }, h("span", {}, dayLabel(row.day)),
+      el = h("div", { class: "day-row" }, h("h2", { class: "day-header" }, dayLabel(row.day)),
         h("button", { type: "button", class: "btn btn-small btn-quiet day-select", tabindex: "-1", "data-day": row.day }, t("Select day")));
     } else {
       el = h("div", { class: "grid-row" });
