@@ -36,6 +36,7 @@ class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"
     trashed_at: str | None = None
     blake3: str | None = None
     source: dict[str, Any] | None = None
+    color: str | None = None  # average colour "#rrggbb" of the thumbnail, set at ingest
     schema: int = SCHEMA
 
     @property

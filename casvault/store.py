@@ -348,6 +348,7 @@ class Store:
             height=info.height,
             blake3=b3,
             source=source,
+            color=thumbs.dominant_color(thumb_bytes) if thumb_bytes is not None else None,
         )
         record: Record = RECORD_TYPES[kind](**common, **fields)
         files = self._stage_files(record, thumb_bytes)

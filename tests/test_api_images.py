@@ -363,3 +363,19 @@ def test_listing_since_answers_only_newer_records(client, store, me):
     assert client.get(f"{API}", query_string={"since": new.created_at}).get_json()["items"] == []
     resp = client.get(f"{API}?since=yesterday")
     assert resp.status_code == 400 and error_code(resp) == "bad_request"
+
+
+def test_ingest_stores_the_thumbnails_average_colour(client, store, me):
+    """The gallery tints a tile with ``color`` while its thumbnail loads: the average colour, kept in the sidecar."""
+    import io as _io
+
+    from PIL import Image
+
+    buf = _io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 60)).save(buf, "PNG")
+    rec = store.ingest(buf.getvalue(), me, "generated").record
+    assert rec.color is not None
+    r, g, b = (int(rec.color[i:i + 2], 16) for i in (1, 3, 5))
+    assert abs(r - 200) <= 6 and abs(g - 30) <= 6 and abs(b - 60) <= 6
+    assert f'"color":"{rec.color}"' in store.layout.sidecar_path(rec).read_text()
+    assert client.get(f"{API}/{rec.id}").get_json()["color"] == rec.color

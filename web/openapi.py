@@ -371,6 +371,7 @@ def _record_schema() -> Schema:
             "negative_prompt": nullable_str,
             "blake3": nullable_str,
             "source": {"type": "object", "nullable": True},
+            "color": {"type": "string", "pattern": "^#[0-9a-f]{6}$", "description": "Average colour of the thumbnail"},
             "url": {"type": "string"},
             "thumb_url": nullable_str,
             "duplicate_in_trash": {"type": "array", "items": {"type": "string"}},

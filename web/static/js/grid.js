@@ -11,6 +11,7 @@
 import { h } from "./dom.js";
 import { dayKey, dayLabel } from "./format.js";
 import { t } from "./i18n.js";
+import { PAGE } from "./feed.js";
 
 const GAP = 8;
 // NOTE: narrower tiles on a phone: three columns at 390 px (two at 360 px).
@@ -80,6 +81,7 @@ export class VirtualGrid {
     this.version += 1;
     this.clearRows();
     this.measure();
+    feed.firstSize = this.firstPageSize();
     this.layout();
     this.schedule();
     if (!feed.runs.length && !feed.pending) feed.loadAt(at);
@@ -369,6 +371,12 @@ export class VirtualGrid {
     this.syncTabStop();
     this.maybeLoad(gridTop);
     this.onChange();
+  }
+
+  /** How many tiles the first view holds (whole rows, one more row for the date headers), at most a page. */
+  firstPageSize() {
+    const rows = Math.ceil(window.innerHeight / (this.rowHeight || 1)) + 1;
+    return Math.min(PAGE, Math.max(this.cols * 2, this.cols * rows));
   }
 
   /** The item whose tile takes the grid's tab stop (the last one focused). */
