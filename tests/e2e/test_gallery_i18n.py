@@ -18,7 +18,7 @@ def test_korean_browser_gets_korean_and_can_switch_to_english(browser, served):
         assert page.locator("[data-testid=gallery-view]").inner_text() == "갤러리"
         assert page.locator("#view-title").inner_text() == "내 이미지"
         assert page.locator("#summary").inner_text() == f"이미지 {total}장"
-        assert page.get_attribute("[data-testid=search]", "placeholder") == "프롬프트 검색"
+        assert page.get_attribute("[data-testid=search]", "placeholder") == "프롬프트, 모델, LoRA, 시드 검색"
         # Dates in Korean beside Korean words, not English ones.
         header = page.locator(".day-header").first.inner_text()
         assert "년" in header and "월" in header, header

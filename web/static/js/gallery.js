@@ -15,7 +15,8 @@ import { confirmDialog, runToastAction, showError, toast } from "./notify.js";
 import { PageControls } from "./controls.js";
 import { QuotaBar } from "./quota.js";
 import { Selection } from "./selection.js";
-import { apiParams, filtered, parseState, stateSearch } from "./state.js";
+import { Suggestions } from "./suggest.js";
+import { apiParams, FILTERS, filtered, parseState, stateSearch, TEXT_FILTERS } from "./state.js";
 import { renderSkeleton, renderTile } from "./tiles.js";
 import { Uploader } from "./uploads.js";
 
@@ -33,6 +34,13 @@ let feed = new Feed("/images");
 const quota = new QuotaBar();
 const selection = new Selection(() => selectionChanged(), () => feed.size);
 const help = new HelpOverlay();
+const suggestions = new Suggestions();
+
+/** Show the gallery filtered by one value (a metadata value or tag clicked in the viewer). */
+function filterBy(key, value) {
+  if (lightbox.isOpen) lightbox.close();
+  navigate({ ...parseState(""), view: "gallery", [key]: value });
+}
 const seenTags = new Set();
 const seenWorkflows = new Set();
 const seenAspects = new Set(ASPECTS);
@@ -62,6 +70,7 @@ const lightbox = new Lightbox({
     if (index >= 0 && feed.items[index]) grid.focusIndex(index);
   },
   help: () => help.open(),
+  filterBy: (key, value) => filterBy(key, value),
 });
 
 const live = new LiveUpdates({
@@ -138,13 +147,13 @@ function navigate(next, { replace = false } = {}) {
 
 function fillForm() {
   const form = byId("filters");
-  for (const key of ["q", "tag", "workflow_id", "from_date", "to_date"]) form.elements[key].value = state[key];
+  for (const key of ["q", ...TEXT_FILTERS, "from_date", "to_date"]) form.elements[key].value = state[key];
   form.elements.favorite.checked = state.favorite === "1";
   if (state.aspect_ratio) seenAspects.add(state.aspect_ratio);
   fillAspects();
   form.elements.aspect_ratio.value = state.aspect_ratio;
   byId("clear-filters").hidden = !filtered(state);
-  const active = ["aspect_ratio", "tag", "workflow_id", "from_date", "to_date", "favorite"].filter((k) => state[k]).length;
+  const active = FILTERS.filter((k) => k !== "q" && state[k]).length;
   byId("filters-toggle").textContent = active ? t("Filters ({n})", { n: active }) : t("Filters");
 }
 
@@ -173,7 +182,7 @@ function remember(items) {
     if (item.workflow_id && seenWorkflows.size < 200 && !seenWorkflows.has(item.workflow_id)) (seenWorkflows.add(item.workflow_id), (changed = true));
     if (item.aspect_ratio && !seenAspects.has(item.aspect_ratio)) (seenAspects.add(item.aspect_ratio), (changed = true));
   }
-  if (!changed) return;
+  if (!changed || suggestions.available) return;
   byId("tag-options").replaceChildren(...[...seenTags].sort().map((t) => h("option", { value: t })));
   byId("workflow-options").replaceChildren(...[...seenWorkflows].sort().map((w) => h("option", { value: w })));
   fillAspects();
@@ -182,13 +191,13 @@ function remember(items) {
 function formState() {
   const form = byId("filters");
   const next = { ...state };
-  for (const key of ["q", "aspect_ratio", "tag", "workflow_id", "from_date", "to_date"]) next[key] = form.elements[key].value.trim();
+  for (const key of FILTERS) if (key !== "favorite") next[key] = form.elements[key].value.trim();
   next.favorite = form.elements.favorite.checked ? "1" : "";
   return next;
 }
 
 function sameFilters(a, b) {
-  return ["q", "aspect_ratio", "tag", "workflow_id", "from_date", "to_date", "favorite"].every((k) => a[k] === b[k]);
+  return FILTERS.every((k) => a[k] === b[k]);
 }
 
 function commitFilters() {
@@ -208,14 +217,15 @@ function bindFilters() {
     clearTimeout(timer);
     timer = setTimeout(commitFilters, SEARCH_DELAY);
   });
-  for (const name of ["aspect_ratio", "tag", "workflow_id", "from_date", "to_date", "favorite"]) {
+  for (const name of FILTERS.filter((k) => k !== "q")) {
     form.elements[name].addEventListener("change", commitFilters);
   }
   byId("filters-toggle").addEventListener("click", (event) => {
     const open = form.classList.toggle("open");
     event.currentTarget.setAttribute("aria-expanded", String(open));
   });
-  byId("clear-filters").addEventListener("click", () => navigate({ ...state, q: "", aspect_ratio: "", tag: "", workflow_id: "", from_date: "", to_date: "", favorite: "" }));
+  byId("clear-filters").addEventListener("click", () => navigate({ ...state, ...Object.fromEntries(FILTERS.map((k) => [k, ""])) }));
+  suggestions.bind(form, () => apiParams(state));
   for (const tab of document.querySelectorAll(".tab")) {
     tab.addEventListener("click", (event) => {
       if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;

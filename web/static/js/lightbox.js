@@ -24,6 +24,15 @@ const FACTS = [
   ["Guidance", (it) => it.source?.guidance],
 ];
 
+// Facts whose values filter the gallery when clicked: label -> [listing parameter, [shown text, value] pairs].
+const FILTERABLE = {
+  Workflow: ["workflow_id", (it) => [[it.workflow_id, it.workflow_id]]],
+  "Aspect ratio": ["aspect_ratio", (it) => [[it.aspect_ratio, it.aspect_ratio]]],
+  Model: ["model", (it) => [[it.source?.model, it.source?.model]]],
+  LoRAs: ["lora", (it) => (it.source?.loras || []).map((l) => [l.strength_model != null ? `${l.name} (${l.strength_model})` : l.name, l.name])],
+  Sampler: ["sampler", (it) => [[[it.source?.sampler, it.source?.scheduler].filter(Boolean).join(" · "), it.source?.sampler]]],
+};
+
 const SWIPE_PX = 60;
 const MAX_SCALE = 6;
 
@@ -60,7 +69,8 @@ export class Lightbox {
    * feed(): the current Feed; actions: {trash(item), restore(item), useAsInput(item)}
    * returning promises; onUpdate(item) after a PATCH; help() opens the key overlay.
    */
-  constructor({ feed, actions, onUpdate, onClose, help }) {
+  constructor({ feed, actions, onUpdate, onClose, help, filterBy = null }) {
+    this.filterBy = filterBy;
     this.feed = feed;
     this.actions = actions;
     this.onUpdate = onUpdate;
@@ -266,7 +276,7 @@ export class Lightbox {
     for (const [label, get] of FACTS) {
       const value = get(item);
       if (value === null || value === undefined || value === "") continue;
-      const dd = h("dd", {}, String(value));
+      const dd = h("dd", {}, this.filterBy && FILTERABLE[label] ? this.filterLinks(label, item) : String(value));
       if (label === "Seed") dd.append(" ", h("button", { type: "button", class: "btn btn-small btn-quiet", "data-testid": "copy-seed", onclick: () => this.copy(String(item.seed), t("Seed copied")) }, t("Copy")));
       facts.append(h("dt", {}, t(label)), dd);
     }
@@ -275,13 +285,30 @@ export class Lightbox {
     byId("lb-tag-input").disabled = trashed;
   }
 
+  /** The values of a fact as buttons that filter the gallery by them. */
+  filterLinks(label, item) {
+    const [key, pairs] = FILTERABLE[label];
+    const parts = [];
+    for (const [text, value] of pairs(item)) {
+      if (!value) continue;
+      if (parts.length) parts.push(", ");
+      parts.push(h("button", {
+        type: "button", class: "link-button", "data-filter": key, title: t("Filter by {value}", { value }),
+        onclick: () => this.filterBy(key, value),
+      }, text));
+    }
+    return parts;
+  }
+
   renderTags(item) {
     const list = byId("lb-tags");
     list.replaceChildren();
     for (const tag of item.tags || []) {
       list.append(
         h("li", { class: "tag" },
-          h("span", {}, tag),
+          this.filterBy
+            ? h("button", { type: "button", class: "link-button tag-filter", "data-filter": "tag", title: t("Filter by {value}", { value: tag }), onclick: () => this.filterBy("tag", tag) }, tag)
+            : h("span", {}, tag),
           h("button", {
             type: "button",
             class: "tag-remove",
