@@ -7,7 +7,7 @@ set by the app-wide ``before_request`` in :mod:`web.auth`.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, current_app, render_template
 
 from .assets import StaticAssets
 from .errors import ApiError
@@ -56,7 +56,13 @@ def gallery() -> Response:
         partition_tz=store.layout.tz.key,
         retention_days=store.config.trash_retention_days,
         comfy_url=store.config.comfy_url,
+        facets=_has_facets(),
     )
+
+
+def _has_facets() -> bool:
+    """Whether this server answers GET /api/v1/images/facets (the page asks for suggestions only then)."""
+    return any(rule.rule == "/api/v1/images/facets" for rule in current_app.url_map.iter_rules())
 
 
 @bp.get("/admin")

@@ -29,6 +29,15 @@ export class PageControls {
     });
     box.replaceChildren(this.themeButton, select);
     this.applyTheme();
+    // NOTE: the skip link moves the focus itself: following "#main" would change the URL's hash (the gallery keeps its position there).
+    for (const link of document.querySelectorAll(".skip-link")) {
+      link.addEventListener("click", (event) => {
+        const target = document.querySelector(link.getAttribute("href"));
+        if (!target) return;
+        event.preventDefault();
+        target.focus();
+      });
+    }
   }
 
   nextTheme() {

@@ -11,7 +11,8 @@ const LIMIT = 20;
 
 export class Suggestions {
   constructor() {
-    this.available = null; // null: not asked yet; false: the server has no facets endpoint
+    // null: not asked yet; false: the server has no facets endpoint (the page says so: no request that would 404)
+    this.available = document.body.dataset.facets === "0" ? false : null;
     this.timer = 0;
     this.asked = new Map(); // field -> the last prefix asked
   }
