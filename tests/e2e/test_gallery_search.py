@@ -85,3 +85,74 @@ def test_suggestions_with_counts_come_from_the_facets_endpoint(page, served):
             counts[tag] = counts.get(tag, 0) + 1
     for value, label in labels:
         assert label == f"{value} ({counts[value]})"
+
+
+def test_viewer_shows_a_loading_state_never_the_old_image_beside_new_details(page, served):
+    """On a slow link the next image takes its time: until it arrives the old one is gone and a loading state shows."""
+    _, _, gallery = served
+    ids = gallery.ids
+    open_gallery(page)
+    open_viewer(page, ids[10])
+    page.wait_for_function("() => document.querySelector('#lightbox').dataset.state === 'ready'")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 300, "downloadThroughput": 4000, "uploadThroughput": 4000})
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("id => document.querySelector('#lightbox').dataset.id === id", arg=ids[12])
+    assert page.locator("#lb-prompt").inner_text() == gallery.records[ids[12]].prompt
+    assert page.locator("#lightbox").get_attribute("data-state") == "loading"
+    assert page.locator("#lb-loading").is_visible()
+    assert page.locator("#lb-image").evaluate("e => getComputedStyle(e).visibility") == "hidden"
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    page.wait_for_function("() => document.querySelector('#lightbox').dataset.state === 'ready'", timeout=60_000)
+    assert page.locator("#lb-image").evaluate("e => getComputedStyle(e).visibility") == "visible"
+    assert page.locator("#lb-loading").is_hidden()
+
+
+def test_prompt_box_shows_all_and_thumbnails_can_keep_their_shape(page, served):
+    _, store, gallery = served
+    from tests.e2e.conftest import VISITOR, art_png
+
+    long = store.ingest(art_png(96, 96, seed=31337), VISITOR, prompt="a very long prompt, " * 60).record
+    open_gallery(page)
+    page.wait_for_selector(f'[data-testid=gallery-item][data-id="{long.id}"]')
+    img = page.locator("[data-testid=gallery-item] img").first
+    assert img.evaluate("e => getComputedStyle(e).objectFit") == "cover"
+    page.click("[data-testid=thumbs-toggle]")
+    assert img.evaluate("e => getComputedStyle(e).objectFit") == "contain"
+    assert page.get_attribute("[data-testid=thumbs-toggle]", "aria-pressed") == "true"
+    open_viewer(page, long.id)
+    prompt = page.locator("#lb-prompt")
+    assert prompt.get_attribute("tabindex") == "0", "the scrollable prompt is keyboard reachable"
+    page.wait_for_selector("#lb-prompt-more", state="visible")
+    short = prompt.evaluate("e => e.clientHeight")
+    page.click("#lb-prompt-more")
+    assert prompt.evaluate("e => e.scrollHeight <= e.clientHeight + 1") and prompt.evaluate("e => e.clientHeight") > short
+    page.keyboard.press("Escape")
+    store.trash(VISITOR, long.id)
+    store.purge(VISITOR, long.id)
+
+
+def test_inputs_open_in_the_viewer_and_have_bulk_actions(page, served, tmp_path):
+    _, store, _ = served
+    from tests.conftest import make_png
+    from tests.e2e.conftest import VISITOR
+
+    made = [store.ingest(make_png(50, 40, seed=700 + i), VISITOR, "input", original_filename=f"ref-{i}.png").record for i in range(3)]
+    open_gallery(page, "/?view=inputs")
+    tile = page.locator(f'[data-testid=gallery-item][data-id="{made[0].id}"]')
+    tile.locator(".tile-open").click()
+    page.wait_for_selector("[data-testid=lightbox][open]")
+    assert page.locator("#lightbox").get_attribute("data-id") == made[0].id
+    assert page.locator("[data-testid=favorite-toggle]").is_hidden()
+    page.keyboard.press("Escape")
+    for rec in made[1:]:
+        page.locator(f'[data-testid=gallery-item][data-id="{rec.id}"] [data-testid=select-toggle]').click()
+    assert page.locator("#selection-count").inner_text() == "2 inputs selected"
+    page.click("[data-testid=bulk-delete]")
+    page.wait_for_selector(".toast:has-text('Deleted 2 inputs')")
+    assert [store.get(VISITOR, r.id).status for r in made] == ["active", "trash", "trash"]
+    page.click(".toast button:has-text('Undo')")
+    page.wait_for_function("id => !!document.querySelector(`[data-testid=gallery-item][data-id='${id}']`)", arg=made[2].id)
+    assert [store.get(VISITOR, r.id).status for r in made] == ["active", "active", "active"]

@@ -4,7 +4,16 @@ import { byId, h } from "./dom.js";
 import { chooseLocale, locale, LOCALES, t } from "./i18n.js";
 
 const THEME_KEY = "casvault.theme";
+const FIT_KEY = "casvault.thumbs";
 const THEMES = ["auto", "light", "dark"];
+
+function readStored(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
 
 function storedTheme() {
   try {
@@ -29,6 +38,13 @@ export class PageControls {
     });
     box.replaceChildren(this.themeButton, select);
     this.applyTheme();
+    if (document.getElementById("grid")) {
+      // Thumbnails square-cropped (the default) or whole, keeping the image's shape.
+      this.fit = readStored(FIT_KEY) === "whole";
+      this.fitButton = h("button", { type: "button", class: "btn btn-quiet btn-small", "data-testid": "thumbs-toggle", "aria-pressed": "false", onclick: () => this.toggleFit() });
+      box.prepend(this.fitButton);
+      this.applyFit();
+    }
     // NOTE: the skip link moves the focus itself: following "#main" would change the URL's hash (the gallery keeps its position there).
     for (const link of document.querySelectorAll(".skip-link")) {
       link.addEventListener("click", (event) => {
@@ -38,6 +54,22 @@ export class PageControls {
         target.focus();
       });
     }
+  }
+
+  toggleFit() {
+    this.fit = !this.fit;
+    try {
+      localStorage.setItem(FIT_KEY, this.fit ? "whole" : "square");
+    } catch {
+      // storage blocked: the choice lasts for this page
+    }
+    this.applyFit();
+  }
+
+  applyFit() {
+    document.body.classList.toggle("thumbs-whole", this.fit);
+    this.fitButton.textContent = t("Whole thumbnails");
+    this.fitButton.setAttribute("aria-pressed", String(this.fit));
   }
 
   nextTheme() {

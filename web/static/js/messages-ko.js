@@ -40,6 +40,7 @@ export const KO = {
 
   // page controls
   "Language": "언어",
+  "Whole thumbnails": "썸네일 전체 보기",
   "Theme: automatic": "테마: 자동",
   "Theme: light": "테마: 밝게",
   "Theme: dark": "테마: 어둡게",
