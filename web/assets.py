@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import mimetypes
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from flask import Response, request
 STATIC = Path(__file__).resolve().parent / "static"
 IMMUTABLE = "public, max-age=31536000, immutable"
 COMPRESSIBLE = (".js", ".css", ".svg", ".json", ".txt")
+IMPORT_RE = re.compile(rb"""^\s*import\s[^;]*?from\s+["']\./([\w.-]+\.js)["']""", re.M)
 TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
 
@@ -53,9 +55,17 @@ class StaticAssets:
         """The fingerprinted URL of a static file."""
         return f"/assets/{self.version}/{rel}"
 
-    def modules(self) -> list[str]:
-        """The URLs of every ES module (for modulepreload: no import waterfall)."""
-        return [self.url(rel) for rel in sorted(self.files) if rel.startswith("js/") and rel.endswith(".js") and rel != "js/theme.js"]
+    def modules(self, entry: str) -> list[str]:
+        """The URLs of the ES modules ``entry`` imports, directly or not (for modulepreload: no import waterfall)."""
+        seen: list[str] = []
+        todo = [entry]
+        while todo:
+            rel = todo.pop()
+            if rel in seen or rel not in self.files:
+                continue
+            seen.append(rel)
+            todo += ["js/" + name.decode() for name in IMPORT_RE.findall(self.files[rel].data)]
+        return [self.url(rel) for rel in sorted(seen) if rel != entry]
 
     def answer(self, version: str, rel: str) -> Response | None:
         """The response for one asset URL, or None when there is no such file."""
