@@ -150,3 +150,21 @@ def test_lightbox_keys_favorite_zoom_help_download_delete(page, served):
     assert store.get(VISITOR, rid).status == "trash"
     assert page.locator("#lightbox").get_attribute("data-id") == gallery.ids[7]
     store.restore(VISITOR, rid)
+
+
+def test_drag_select_with_the_mouse(page, served):
+    """A drag across tiles selects every tile under the band; the release opens nothing."""
+    _, _, gallery = served
+    open_gallery(page)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=gallery-item]').length > 10")
+    first = page.locator("[data-testid=gallery-item][data-index='0']").bounding_box()
+    third = page.locator("[data-testid=gallery-item][data-index='2']").bounding_box()
+    page.mouse.move(first["x"] + 20, first["y"] + first["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(first["x"] + 60, first["y"] + first["height"] / 2 + 5, steps=3)
+    page.mouse.move(third["x"] + 20, third["y"] + third["height"] / 2 + 5, steps=5)
+    page.mouse.up()
+    assert page.locator("#selection-count").inner_text() == "3 images selected"
+    assert page.locator("[data-testid=lightbox][open]").count() == 0
+    selected = page.eval_on_selector_all("[data-testid=gallery-item].selected", "els => els.map(e => e.dataset.id)")
+    assert sorted(selected) == sorted(gallery.ids[:3])

@@ -725,12 +725,68 @@ function keyAction(key, item) {
   return trash ? purgeItems(ids) : trashItems(ids);
 }
 
+// --- drag-select ------------------------------------------------------------------------
+
+const DRAG_START_PX = 8;
+
+/**
+ * A mouse drag across tiles draws a band and selects every tile it touches
+ * (added to what was selected; the click that ends the drag opens nothing).
+ */
+function bindDragSelect(el) {
+  let drag = null;
+  el.addEventListener("pointerdown", (event) => {
+    if (event.pointerType !== "mouse" || event.button !== 0 || event.target.closest(".select-toggle, [data-action], .day-select")) return;
+    drag = { x: event.pageX, y: event.pageY, band: null, before: null };
+  });
+  window.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    if (!drag.band) {
+      if (Math.hypot(event.pageX - drag.x, event.pageY - drag.y) < DRAG_START_PX) return;
+      drag.band = h("div", { class: "select-band", "aria-hidden": "true" });
+      document.body.append(drag.band);
+      document.body.classList.add("band-selecting");
+      drag.before = new Set(selection.all ? [] : selection.ids);
+    }
+    const left = Math.min(drag.x, event.pageX);
+    const top = Math.min(drag.y, event.pageY);
+    const width = Math.abs(event.pageX - drag.x);
+    const height = Math.abs(event.pageY - drag.y);
+    Object.assign(drag.band.style, { left: `${left}px`, top: `${top}px`, width: `${width}px`, height: `${height}px` });
+    const hit = [];
+    for (const tile of grid.tiles()) {
+      const r = tile.getBoundingClientRect();
+      const x = r.left + window.scrollX;
+      const y = r.top + window.scrollY;
+      if (x < left + width && x + r.width > left && y < top + height && y + r.height > top) hit.push(tile.dataset.id);
+    }
+    if (!selection.all) {
+      selection.ids = new Set([...drag.before, ...hit]);
+      selection.onChange();
+    }
+  });
+  window.addEventListener("pointerup", () => {
+    if (!drag) return;
+    if (drag.band) {
+      drag.band.remove();
+      document.body.classList.remove("band-selecting");
+      // The click that ends a drag selects nothing more and opens nothing.
+      window.addEventListener("click", (event) => {
+        event.stopPropagation();
+        event.preventDefault();
+      }, { capture: true, once: true });
+    }
+    drag = null;
+  });
+}
+
 // NOTE: a long press on a touch screen selects instead of opening (the
 // following click is swallowed); 500 ms is the platforms' own long-press time.
 const LONG_PRESS_MS = 500;
 
 function bindGrid() {
   const el = byId("grid");
+  bindDragSelect(el);
   // A thumbnail that failed may mean the server is gone (the feed itself may be fully loaded).
   el.addEventListener("error", (event) => {
     if (event.target instanceof HTMLImageElement) connection.checkResource(event.target.src);
