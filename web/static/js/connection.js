@@ -21,6 +21,7 @@ export class Connection {
     this.due = 0;
     this.listeners = new Set();
     this.banner = null;
+    this.checking = false;
     window.addEventListener("offline", () => this.lost());
     window.addEventListener("online", () => this.probeNow());
   }

@@ -320,6 +320,7 @@ function showNewPill(count) {
 }
 
 function hideNewPill() {
+  live.unseen = 0;
   byId("new-pill").hidden = true;
 }
 
@@ -760,10 +761,7 @@ function bindDragSelect(el) {
       const y = r.top + window.scrollY;
       if (x < left + width && x + r.width > left && y < top + height && y + r.height > top) hit.push(tile.dataset.id);
     }
-    if (!selection.all) {
-      selection.ids = new Set([...drag.before, ...hit]);
-      selection.onChange();
-    }
+    selection.replace([...drag.before, ...hit]);
   });
   window.addEventListener("pointerup", () => {
     if (!drag) return;

@@ -549,13 +549,12 @@ export class Lightbox {
   async openInComfy() {
     const item = this.item;
     if (!item) return;
-    const tab = window.open(this.comfyUrl, "_blank", "noopener");
+    window.open(this.comfyUrl, "_blank", "noopener");
     try {
       const workflow = await fetch(`/api/v1/images/${item.id}/workflow`, { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : ""));
       if (workflow) await this.copy(workflow, t("Workflow copied: paste it into ComfyUI with Ctrl+V"));
     } catch (err) {
       showError(err, t("Could not copy the workflow"));
     }
-    return tab;
   }
 }

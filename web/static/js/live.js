@@ -55,9 +55,4 @@ export class LiveUpdates {
       this.running = false;
     }
   }
-
-  /** The visitor has seen the top: count afresh. */
-  seen() {
-    this.unseen = 0;
-  }
 }

@@ -57,6 +57,13 @@ export class Selection {
     this.onChange();
   }
 
+  /** Select exactly these ids (a drag band over what was selected before). */
+  replace(ids) {
+    if (this.all) return;
+    this.ids = new Set(ids);
+    this.onChange();
+  }
+
   /** Select the whole listing, loaded or not. */
   selectAll() {
     this.all = {};
