@@ -25,6 +25,7 @@ from .common import (
     emit,
     human_bytes,
     json_option,
+    known_users,
     progress_for,
     quiet_option,
     store_from_ctx,
@@ -57,7 +58,11 @@ def reindex(ctx: click.Context, repair: bool, do_adopt: bool, dry_run: bool, as_
     Orphans: blobs no record names, projections without a sidecar, sidecars
     whose blob is missing, stray temp files. --repair cleans them without
     losing bytes; --adopt first adopts plain files an older app wrote into
-    outputs/users/ (re-runnable: an interrupted run resumes).
+    outputs/users/ (re-runnable: an interrupted run resumes) and sets aside
+    what can never be adopted (non-images, unknown folders, symlinks, FIFOs,
+    devices) under quarantine/foreign/ with a note. A sidecar that is not a
+    valid record, or that names another user's blob without carrying its
+    bytes, is moved to quarantine/records/ and reported (not with --dry-run).
 
     Example: casvault reindex --adopt --repair --json
     """
@@ -66,6 +71,12 @@ def reindex(ctx: click.Context, repair: bool, do_adopt: bool, dry_run: bool, as_
     result: dict[str, Any] = {"dry_run": dry_run}
     failed = False
     with store.locks.job("reindex"):
+        # NOTE: bad sidecars (and, with --adopt, foreign files) are set aside
+        # first, so the manifests are rebuilt without them.
+        hostile = {"bad_sidecar", "foreign"} if do_adopt else {"bad_sidecar"}
+        aside = fsck.check(store, repair=not dry_run, only=hostile)
+        result["set_aside"] = [p.as_dict() for p in aside.problems]
+        failed |= bool(aside.remaining)
         if do_adopt:
             if dry_run:
                 result["adopt"] = {"candidates": [str(p) for p in adopt.candidates(store)]}
@@ -99,12 +110,20 @@ def _reindex_text(result: dict[str, Any]):
             for item in a["items"]:
                 if item["status"] == "failed":
                     yield f"  failed: {item['path']}: {item.get('reason')}"
-    for p in result["orphans"]:
-        yield f"{p['kind']}: {p['path'] or p['id']}: {p['detail']}{' [repaired]' if p['repaired'] else ''}"
+    for p in result.get("set_aside", []) + result["orphans"]:
+        yield _problem_line(p)
     if "records" in result:
         yield f"rebuilt {result['users']} manifests ({result['records']} records)"
     ob = result["orphan_blobs"]
     yield f"{ob['count']} blobs no record names ({human_bytes(ob['bytes'])}; casvault gc sweeps them)"
+
+
+def _problem_line(p: dict[str, Any]) -> str:
+    """One fsck problem as text: kind, user/id (when known), path, detail, what became of it."""
+    who = "/".join(x for x in (p["user"], p["id"]) if x)
+    where = ": ".join(x for x in (who, p["path"]) if x)
+    state = " [LOST]" if p.get("lost") else " [repaired]" if p["repaired"] else ""
+    return f"{p['kind']}: {where}: {p['detail']}{state}"
 
 
 # --- watch ------------------------------------------------------------------------
@@ -172,6 +191,7 @@ def thumbnails(ctx: click.Context, force: bool, users: tuple[str, ...], since, j
     """
     owners = _users(users)
     store = store_from_ctx(ctx)
+    known_users(store, owners)
     lo = store.day_bounds(day_str(since), None)[0] if since else None
     with store.locks.job("thumbnails"):
         result = thumbjob.regenerate(store, force=force, owners=owners, since=lo, jobs=jobs,
@@ -203,6 +223,13 @@ def quota_report(ctx: click.Context, over: float | None, as_json: bool) -> None:
     rows = reports.quota_report(store, over)
 
     def text():
+        if over is not None and not (store.limits.max_bytes or store.limits.max_count):
+            yield (f"no quota limits are set (CASVAULT_QUOTA_MAX_BYTES, CASVAULT_QUOTA_MAX_COUNT): "
+                   f"no user can be over {over:g}%")
+            return
+        if not rows:
+            yield "no users" + (f" at or over {over:g}%" if over is not None else "")
+            return
         yield f"{'user':<40} {'images':>7} {'bytes':>11} {'trash':>6} {'trash bytes':>11} {'used':>7}"
         for r in rows:
             pct = "-" if r["percent"] is None else f"{r['percent']:.1f}%"
@@ -323,8 +350,9 @@ def fsck_cmd(ctx: click.Context, repair: bool, scrub: bool, use_sha256: bool, us
 
     def text():
         for p in report.problems:
-            where = p.path or "/".join(x for x in (p.user, p.id) if x)
-            yield f"{p.kind}: {where}: {p.detail}{' [repaired]' if p.repaired else ''}"
+            yield _problem_line(p.as_dict())
+        for p in report.lost:
+            yield f"LOST: {p.user}/{p.id}: the image is gone (casvault restore puts it back from a backup)"
         yield from (f"note: {note}" for note in report.notes)
         checked = ", ".join(f"{n} {k}" for k, n in report.checked.items())
         left = f"; {len(report.remaining)} left after repair" if report.remaining is not None else ""
