@@ -12,6 +12,9 @@ from casvault.store import Store
 from tests.e2e.conftest import VISITOR, art_png, fast_config, fill_gallery, new_context, open_gallery, shot, watch_console
 
 
+COMFY_PATH = "/comfyui-stand-in/"
+
+
 @pytest.fixture(scope="module")
 def served(e2e_root) -> Iterator[tuple]:
     """This module's own store and server: these tests add and trash images."""
@@ -20,6 +23,8 @@ def served(e2e_root) -> Iterator[tuple]:
     store = Store(fast_config(e2e_root))
     gallery = fill_gallery(store, count=60)
     srv = Gunicorn(e2e_root, workers=2)
+    # NOTE: a stand-in ComfyUI address on this server (a 404 page): the gallery only opens it in a new tab.
+    srv.env["CASVAULT_COMFY_URL"] = srv.url + COMFY_PATH
     srv.start()
     try:
         yield srv.url, Store(fast_config(e2e_root)), gallery
@@ -146,3 +151,26 @@ def test_phone_three_columns_long_press_swipe_and_pinch(browser, served):
     finally:
         ctx.close()
     assert errors == []
+
+
+def test_open_in_comfyui_copies_the_workflow_and_opens_the_configured_comfyui(page, served):
+    base_url, store, gallery = served
+    assert gallery.comfy_id is not None, "the ComfyUI corpus is missing"
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    open_gallery(page)
+    page.locator(f'[data-testid=gallery-item][data-id="{gallery.comfy_id}"] .tile-open').click()
+    page.wait_for_selector("[data-testid=open-comfy]:visible")
+    with page.context.expect_page() as popup:
+        page.click("[data-testid=open-comfy]")
+    assert popup.value.url == base_url + COMFY_PATH
+    popup.value.close()
+    page.wait_for_selector("#lb-status:has-text('Workflow copied')")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    stored = page.request.get(f"/api/v1/images/{gallery.comfy_id}/workflow").text()
+    assert copied == stored and '"nodes"' in copied
+    # An image without a workflow offers neither.
+    page.click("[data-testid=lightbox-next]")
+    page.wait_for_function("id => document.querySelector('#lightbox').dataset.id !== id", arg=gallery.comfy_id)
+    rid = page.get_attribute("[data-testid=lightbox]", "data-id")
+    if not (gallery.records[rid].source or {}).get("has_workflow"):
+        page.wait_for_selector("[data-testid=open-comfy]", state="hidden")
