@@ -168,3 +168,19 @@ def test_drag_select_with_the_mouse(page, served):
     assert page.locator("[data-testid=lightbox][open]").count() == 0
     selected = page.eval_on_selector_all("[data-testid=gallery-item].selected", "els => els.map(e => e.dataset.id)")
     assert sorted(selected) == sorted(gallery.ids[:3])
+
+
+def test_undo_outlasts_the_old_ten_seconds(page, served):
+    """The Undo toast stays until dismissed or 30 s (it used to close after 10.5 s)."""
+    _, store, gallery = served
+    rid = gallery.ids[8]
+    open_gallery(page)
+    page.locator(f'[data-testid=gallery-item][data-id="{rid}"] .tile-open').focus()
+    page.keyboard.press("Delete")
+    undo = page.locator(".toast button:has-text('Undo')")
+    undo.wait_for()
+    page.wait_for_timeout(12_000)
+    assert undo.is_visible()
+    undo.click()
+    page.wait_for_selector(".toast:has-text('Restored 1 image')")
+    assert store.get(VISITOR, rid).status == "active"
