@@ -5,11 +5,9 @@
 // English singular and plural; Korean has one form. The locale is the one
 // chosen with the switch (localStorage), else the browser's first language.
 
-import { KO } from "./messages-ko.js";
-
 export const LOCALES = { en: "English", ko: "한국어" };
 const STORE_KEY = "casvault.locale";
-const CATALOGUES = { ko: KO };
+const CATALOGUES = {};
 
 function pick() {
   let chosen = null;
@@ -28,6 +26,9 @@ function pick() {
 
 /** The page's locale: "en" or "ko". */
 export const locale = pick();
+
+// NOTE: only a Korean page loads the Korean catalogue (English is the source text).
+if (locale === "ko") CATALOGUES.ko = (await import("./messages-ko.js")).KO;
 
 /** Remember a locale for the next visits (the page reloads to show it). */
 export function chooseLocale(next) {
