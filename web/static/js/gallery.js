@@ -78,7 +78,15 @@ const live = new LiveUpdates({
   active: () => state.view !== "inputs" && !state.deleted,
   atTop: () => window.scrollY < 40,
   onNew: (count) => showNewPill(count),
+  onOverflow: () => {
+    if (window.scrollY < 40) apply(state);
+    else {
+      staleTop = true;
+      showNewPill(100);
+    }
+  },
 });
+let staleTop = false; // more new images arrived than a poll holds: going up fetches the listing afresh
 
 // When the server answers again, every view fetches what it lacks.
 connection.onBack(() => {
@@ -124,6 +132,7 @@ function apply(next, at = 0) {
   selection.clear();
   setText(byId("summary"), "");
   setText(byId("grid-status"), "");
+  staleTop = false;
   hideNewPill();
   feed = new Feed(state.view === "inputs" ? `/${state.lib}` : "/images", apiParams(state));
   feed.subscribe((_, change) => {
@@ -624,6 +633,11 @@ function bindBulk() {
   byId("empty-trash").addEventListener("click", guard(emptyTrash));
   byId("new-pill").addEventListener("click", () => {
     hideNewPill();
+    if (staleTop) {
+      staleTop = false;
+      apply(state);
+      return;
+    }
     window.scrollTo(0, 0);
     grid.focusIndex(0);
   });

@@ -9,10 +9,12 @@ import { api, qs } from "./api.js";
 import { connection } from "./connection.js";
 
 const POLL_MS = 10000;
+const SIZE = 100;
 
 export class LiveUpdates {
   /** feed(): the Feed shown; active(): whether it is a listing that grows at the top; onNew(count) when scrolled down. */
-  constructor({ feed, active, atTop, onNew }) {
+  constructor({ feed, active, atTop, onNew, onOverflow }) {
+    this.onOverflow = onOverflow;
     this.feed = feed;
     this.active = active;
     this.atTop = atTop;
@@ -38,8 +40,13 @@ export class LiveUpdates {
     this.running = true;
     try {
       const since = feed.items[0].created_at;
-      const page = await api(`${feed.path}${qs({ ...feed.params, since, size: 100 })}`);
+      const page = await api(`${feed.path}${qs({ ...feed.params, since, size: SIZE })}`);
       if (feed !== this.feed()) return;
+      if (page.items.length >= SIZE) {
+        // More arrived than one answer holds: the listing is fetched afresh instead.
+        this.onOverflow();
+        return;
+      }
       const fresh = page.items.filter((item) => feed.indexOf(item.id) < 0);
       if (!fresh.length) return;
       const top = this.atTop();
