@@ -9,35 +9,11 @@ region out of keyboard reach).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, need
+from tests.conftest import ADMIN_TOKEN
+from tests.e2e.conftest import axe_violations as violations
 from tests.e2e.conftest import new_context, open_gallery, watch_console
-
-LISTED = {"page-has-heading-one", "region", "landmark-unique", "scrollable-region-focusable", "color-contrast"}
-
-
-def axe_source() -> str:
-    try:
-        import axe_playwright_python
-    except ImportError:
-        need(False, "axe-playwright-python (axe-core)")
-    return (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text(encoding="utf-8")
-
-
-def violations(page) -> list[str]:
-    """Run axe-core on the page; the serious, critical and listed findings as readable lines."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(axe_source())
-    found = page.evaluate("""async () => {
-        const result = await axe.run(document, {resultTypes: ['violations']});
-        return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').split('\\n').slice(1, 2).join(''))}));
-    }""")
-    return [f"{v['impact']} {v['id']}: {v['help']} {v['nodes']}" for v in found
-            if v["impact"] in ("serious", "critical") or v["id"] in LISTED]
 
 
 @pytest.mark.parametrize("scheme", ["dark", "light"])

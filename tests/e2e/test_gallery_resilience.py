@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from casvault.store import Store
-from tests.e2e.conftest import VISITOR, fast_config, fill_gallery, new_context, open_gallery
+from tests.e2e.conftest import VISITOR, axe_violations, fast_config, fill_gallery, new_context, open_gallery
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,7 @@ def test_killed_server_jump_into_unloaded_region_refills_when_it_returns(page, s
     page.wait_for_timeout(1500)
     assert page.locator(".tile-skeleton").count() > 5, "nothing can fill while the server is down"
     assert page.locator("#grid-status").inner_text() == "Waiting for the server…"
+    assert axe_violations(page) == [], "the banner is accessible too"
     running.start()
     # No click, no scroll: the page retries, says it is back, and fills the region in view.
     banner_in_view(page, "Back online")

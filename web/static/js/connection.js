@@ -135,7 +135,9 @@ export class Connection {
   build() {
     const text = h("span", { class: "connection-text" });
     const button = h("button", { type: "button", class: "btn btn-small", onclick: () => this.probeNow() }, t("Retry now"));
-    const box = h("div", { class: "connection", id: "connection", role: "status", "aria-live": "polite", "data-testid": "connection", hidden: true }, text, button);
+    // A labelled section (a landmark) with a live region inside: everything on the page stays in landmarks.
+    const box = h("section", { class: "connection", id: "connection", "aria-label": t("Connection"), "data-testid": "connection", hidden: true },
+      h("span", { role: "status", "aria-live": "polite" }, text), button);
     document.body.append(box);
     return { box, text, button };
   }

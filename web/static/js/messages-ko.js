@@ -26,6 +26,7 @@ export const KO = {
   "Reconnecting…": "다시 연결하는 중…",
   "Back online.": "다시 연결되었습니다.",
   "Retry now": "지금 다시 시도",
+  "Connection": "연결",
   "Retry": "다시 시도",
   "Dismiss": "닫기",
   "Notifications": "알림",
