@@ -37,7 +37,8 @@ def test_clicking_a_workflow_or_a_tag_filters_the_gallery(page, served):
 
 def test_copy_seed_and_all_parameters(page, served):
     _, _, gallery = served
-    rid = gallery.comfy_id or gallery.ids[0]
+    rid = gallery.comfy_id
+    assert rid is not None, "the ComfyUI corpus is missing"
     record = gallery.records[rid]
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     open_gallery(page)
@@ -49,10 +50,16 @@ def test_copy_seed_and_all_parameters(page, served):
     page.wait_for_selector("#lb-status:has-text('Parameters copied')")
     text = page.evaluate("navigator.clipboard.readText()")
     assert text.startswith(record.prompt) and f"Seed: {record.seed}" in text
-    if record.source and record.source.get("model"):
-        assert f"Model: {record.source['model']}" in text
-        page.click("#lb-facts [data-filter=model]")
-        page.wait_for_url("**/?model=*")
+    assert record.source and record.source.get("model"), "the ComfyUI corpus image names its model"
+    model = record.source["model"]
+    assert f"Model: {model}" in text
+    page.click("#lb-facts [data-filter=model]")
+    page.wait_for_url("**/?model=*")
+    assert page.input_value("[data-testid=filter-model]") == model
+    expected = [r for r in gallery.ids if (getattr(gallery.records[r], "source", None) or {}).get("model") == model]
+    want = f"{len(expected)} image matches" if len(expected) == 1 else f"{len(expected)} images match"
+    page.wait_for_function("want => document.querySelector('#summary').textContent === want", arg=want)
+    assert sorted(page.eval_on_selector_all("[data-testid=gallery-item]", "els => els.map(e => e.dataset.id)")) == sorted(expected)
 
 
 def test_compare_two_selected_images_side_by_side(page, served):

@@ -191,10 +191,12 @@ function remember(items) {
     if (item.workflow_id && seenWorkflows.size < 200 && !seenWorkflows.has(item.workflow_id)) (seenWorkflows.add(item.workflow_id), (changed = true));
     if (item.aspect_ratio && !seenAspects.has(item.aspect_ratio)) (seenAspects.add(item.aspect_ratio), (changed = true));
   }
-  if (!changed || suggestions.available) return;
+  if (!changed) return;
+  fillAspects();
+  // NOTE: where the server has the facets endpoint, its suggestions (with counts) fill these lists instead.
+  if (suggestions.available !== false) return;
   byId("tag-options").replaceChildren(...[...seenTags].sort().map((t) => h("option", { value: t })));
   byId("workflow-options").replaceChildren(...[...seenWorkflows].sort().map((w) => h("option", { value: w })));
-  fillAspects();
 }
 
 function formState() {
