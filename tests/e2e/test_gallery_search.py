@@ -75,6 +75,12 @@ def test_compare_two_selected_images_side_by_side(page, served):
     assert srcs[0].endswith(f"/{a}.png") and srcs[1].endswith(f"/{b}.png")
     boxes = [page.locator(s).bounding_box() for s in ("#lb-compare-a", "#lb-compare-b")]
     assert boxes[0]["x"] + boxes[0]["width"] <= boxes[1]["x"] + 1, "side by side"
+    # The slider: one over the other, the split where the range says.
+    page.click("[data-testid=compare-mode]")
+    page.fill("[data-testid=compare-split]", "30")
+    boxes = [page.locator(s).bounding_box() for s in ("#lb-compare-a", "#lb-compare-b")]
+    assert abs(boxes[0]["x"] - boxes[1]["x"]) < 1 and abs(boxes[0]["y"] - boxes[1]["y"]) < 1, "stacked"
+    assert page.locator("#lb-compare-b").evaluate("e => e.style.clipPath") == "inset(0px 0px 0px 30%)"
 
 
 def test_suggestions_with_counts_come_from_the_facets_endpoint(page, served):

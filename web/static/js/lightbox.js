@@ -108,6 +108,8 @@ export class Lightbox {
     byId("lb-restore").addEventListener("click", () => this.run(this.actions.restore));
     byId("lb-zoom").addEventListener("click", () => this.toggleZoom());
     byId("lb-retry").addEventListener("click", () => this.retry(true));
+    byId("lb-compare-mode").addEventListener("click", () => this.setSlider(!byId("lb-compare").classList.contains("slider")));
+    byId("lb-compare-split").addEventListener("input", () => this.setSplit());
     byId("lb-prompt-more").addEventListener("click", (event) => {
       const open = byId("lb-prompt").classList.toggle("expanded");
       event.currentTarget.setAttribute("aria-expanded", String(open));
@@ -418,7 +420,22 @@ export class Lightbox {
     byId("lb-close").focus();
   }
 
+  /** Compare side by side, or one over the other with a slider that moves the split. */
+  setSlider(on) {
+    byId("lb-compare").classList.toggle("slider", on);
+    byId("lb-compare-mode").setAttribute("aria-pressed", String(on));
+    byId("lb-compare-split").hidden = !on;
+    this.setSplit();
+  }
+
+  setSplit() {
+    const on = byId("lb-compare").classList.contains("slider");
+    const split = Number(byId("lb-compare-split").value);
+    byId("lb-compare-b").style.clipPath = on ? `inset(0 0 0 ${split}%)` : "";
+  }
+
   endCompare() {
+    this.setSlider(false);
     delete this.dialog.dataset.mode;
     byId("lb-compare").hidden = true;
     byId("lb-compare-a").removeAttribute("src");

@@ -191,6 +191,8 @@ export const KO = {
   "Remove tag {tag}": "태그 {tag} 삭제",
   "Image: {prompt}": "이미지: {prompt}",
   "Comparing two images": "이미지 두 장 비교",
+  "Slider": "슬라이더",
+  "Split": "나누는 위치",
   "Prompt copied": "프롬프트를 복사했습니다",
   "Parameters copied": "파라미터를 복사했습니다",
   "Seed copied": "시드를 복사했습니다",
