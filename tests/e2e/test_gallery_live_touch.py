@@ -107,8 +107,17 @@ def test_phone_three_columns_long_press_swipe_and_pinch(browser, served):
     try:
         page = ctx.new_page()
         watch_console(page, errors)
+        listings: list[str] = []
+        page.on("request", lambda r: listings.append(r.url) if "/api/v1/images?" in r.url else None)
         open_gallery(page)
         assert page.locator(".grid-row").first.locator("[data-testid=gallery-item]").count() == 3
+        # The first request asks for what the first view shows, not a page of 100.
+        assert "page=1&size=" in listings[0] and int(listings[0].rsplit("size=", 1)[1].split("&")[0]) <= 30, listings[0]
+        # Tiles are tinted with the image's stored colour while the thumbnail loads.
+        first = page.locator("[data-testid=gallery-item]").first
+        colour = store.get(VISITOR, first.get_attribute("data-id")).color
+        rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+        assert first.evaluate("e => e.style.backgroundColor") == "rgb({}, {}, {})".format(*rgb)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         # A long press selects instead of opening the viewer.
         tile = page.locator("[data-testid=gallery-item]").nth(1)
