@@ -8,12 +8,14 @@ visitor's answers 404, never 403, so ids cannot be probed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request
 
 from casvault.errors import CasvaultError, NotFound
 from casvault.quota import percent
+from casvault.records import timestamp
 from casvault.secondary import FACETS
 from casvault.store import Store
 from casvault.trash import purge_expired
@@ -27,11 +29,15 @@ from .openapi import document
 from .params import (
     BULK_ACTIONS,
     KIND_OF_COLLECTION,
+    LISTING_FILTERS,
     MAX_BULK_IDS,
+    MAX_FILTER_IDS,
+    MAX_PAGE_SIZE,
     MAX_PREFIX,
     int_arg,
     json_body,
     parse_query,
+    parse_since,
     single_form_fields,
     tag_list,
     upload_file,
@@ -58,13 +64,21 @@ def _csrf() -> None:
 def listing(store: Store, owner: str, kind: str) -> Response:
     """The JSON answer of a listing endpoint."""
     query = parse_query(store, kind)
+    since = parse_since()
     page = store.list(owner, query)
+    items, total, next_cursor = page.items, page.total, page.next_cursor
+    if since is not None:
+        # NOTE: for live updates: what is newer than the newest item a page
+        # shows sits at the top of the first page; more than ``size`` of them
+        # and the answer is full, which tells the page to reload instead.
+        items = [r for r in items if timestamp(r.created_at) > since]
+        total, next_cursor = len(items), None
     return jsonify(
-        items=[serialize(store, r) for r in page.items],
+        items=[serialize(store, r) for r in items],
         page=query.page,
         size=query.size,
-        total=page.total,
-        next_cursor=page.next_cursor,
+        total=total,
+        next_cursor=next_cursor,
     )
 
 
@@ -184,14 +198,16 @@ def bulk_images():
     """Apply one action to many of the visitor's images; answers per id."""
     store = get_store()
     owner = current_user()
-    body = json_body(("action", "ids", "tags"))
+    body = json_body(("action", "ids", "tags", "filter", "except"))
     action = body.get("action")
     if action not in BULK_ACTIONS:
         raise ApiError(400, "bad_request", f"action must be one of {', '.join(BULK_ACTIONS)}", field="action")
-    ids = body.get("ids")
+    if ("ids" in body) == ("filter" in body):
+        raise ApiError(400, "bad_request", "give either ids or filter", field="ids")
+    ids = body.get("ids") if "ids" in body else filtered_ids(store, owner, "generated", body)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ApiError(400, "bad_request", "ids must be a list of strings", field="ids")
-    if not 1 <= len(ids) <= MAX_BULK_IDS:
+    if "ids" in body and not 1 <= len(ids) <= MAX_BULK_IDS:
         raise ApiError(400, "bad_request", f"give 1 to {MAX_BULK_IDS} ids", field="ids")
     tags: list[str] = []
     if action in ("tag", "untag"):
@@ -207,6 +223,31 @@ def bulk_images():
         except CasvaultError as exc:
             results.append({"id": rid[:64], "ok": False, "error": {"code": exc.code, "message": exc.message}})
     return jsonify(results=results)
+
+
+def filtered_ids(store: Store, owner: str, kind: str, body: dict[str, Any]) -> list[str]:
+    """The ids a bulk request by ``filter`` names: the whole listing with those filters, less ``except``; raises 400."""
+    given = body["filter"]
+    if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+        raise ApiError(400, "bad_request", "filter must be an object of listing parameters (strings)", field="filter")
+    unknown = sorted(set(given) - set(LISTING_FILTERS))
+    if unknown:
+        raise ApiError(400, "bad_request", f"filter: unknown parameter {unknown[0]!r}", field="filter")
+    left_out = body.get("except", [])
+    if not isinstance(left_out, list) or not all(isinstance(i, str) for i in left_out):
+        raise ApiError(400, "bad_request", "except must be a list of ids", field="except")
+    args = {k: v for k, v in given.items() if v}
+    query = parse_query(store, kind, {**args, "size": str(MAX_PAGE_SIZE)})
+    skip = set(left_out)
+    ids: list[str] = []
+    while True:
+        page = store.list(owner, query)
+        ids += [r.id for r in page.items if r.id not in skip]
+        if len(ids) > MAX_FILTER_IDS:
+            raise ApiError(400, "bad_request", f"the filter holds more than {MAX_FILTER_IDS} images", field="filter")
+        if not page.next_cursor:
+            return ids
+        query = replace(query, cursor=page.next_cursor)
 
 
 def _bulk_one(store: Store, owner: str, action: str, rid: str, tags: list[str]) -> dict[str, Any]:

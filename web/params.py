@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Mapping
 
 from flask import request
 
 from casvault.index import Query
+from casvault.records import timestamp
 from casvault.store import Store
 from casvault.validate import check_tags
 
@@ -20,11 +21,17 @@ MAX_PREFIX = 200
 KIND_OF_COLLECTION = {"images": "generated", "inputs": "input", "controls": "control"}
 COLLECTION_OF_KIND = {kind: name for name, kind in KIND_OF_COLLECTION.items()}
 BULK_ACTIONS = ("delete", "restore", "purge", "favorite", "unfavorite", "tag", "untag")
+# A bulk request by filter acts on at most this many records.
+MAX_FILTER_IDS = 10_000
+# The listing parameters a bulk request's filter may carry.
+LISTING_FILTERS = (
+    "from_date", "to_date", "aspect_ratio", "tag", "workflow_id", "model", "lora", "sampler", "q", "favorite", "include",
+)
 
 
-def int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    """An integer query parameter within bounds; raises a 400 ApiError."""
-    raw = request.args.get(name)
+def int_arg(name: str, default: int, lo: int, hi: int, args: Mapping[str, str] | None = None) -> int:
+    """An integer query parameter (of ``args``, default the request's) within bounds; raises a 400 ApiError."""
+    raw = (request.args if args is None else args).get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -36,9 +43,9 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def parse_query(store: Store, kind: str) -> Query:
-    """The listing parameters of this request as a Query; raises 400 on bad values."""
-    args = request.args
+def parse_query(store: Store, kind: str, args: Mapping[str, str] | None = None) -> Query:
+    """The listing parameters of this request (or of ``args``) as a Query; raises 400 on bad values."""
+    args = request.args if args is None else args
     include = args.get("include", "active")
     if include not in ("active", "trash", "all"):
         raise ApiError(400, "bad_request", "include must be active, trash or all", field="include")
@@ -66,8 +73,8 @@ def parse_query(store: Store, kind: str) -> Query:
         words=tuple(q.split()),
         favorite=favorite in ("1", "true"),
         cursor=args.get("cursor") or None,
-        page=int_arg("page", 1, 1, 1_000_000),
-        size=int_arg("size", 50, 1, MAX_PAGE_SIZE),
+        page=int_arg("page", 1, 1, 1_000_000, args),
+        size=int_arg("size", 50, 1, MAX_PAGE_SIZE, args),
     )
 
 
@@ -92,6 +99,17 @@ def tag_list(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise ApiError(400, "bad_request", "tags must be a list of strings", field="tags")
     return check_tags(value)
+
+
+def parse_since() -> float | None:
+    """The ``since`` parameter (an ISO 8601 time) as epoch seconds, or None; raises 400."""
+    raw = request.args.get("since")
+    if not raw:
+        return None
+    try:
+        return timestamp(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", "since must be an ISO 8601 time", field="since") from None
 
 
 def upload_file() -> tuple[bytes, str | None]:
