@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import tomllib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -65,10 +66,12 @@ def _run_scrub(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:
     return {"clean": report.clean, "problems": len(report.problems), "checked": report.checked}
 
 
-JOBS: dict[str, tuple[str, Callable[[Store, Mapping[str, Any]], dict[str, Any]]]] = {
+JOBS: dict[str, tuple[str | None, Callable[[Store, Mapping[str, Any]], dict[str, Any]]]] = {
     # job name → (lock name, runner); the lock names are the CLI commands' own
     "purge-trash": ("purge-trash", _run_purge),
-    "gc": ("gc", _run_gc),
+    # NOTE: gc.collect takes the "gc" lock itself; a second flock on it from
+    # the same process would find it busy and skip every scheduled gc.
+    "gc": (None, _run_gc),
     "thumbnails": ("thumbnails", _run_thumbnails),
     "scrub": ("fsck", _run_scrub),
 }
@@ -81,7 +84,7 @@ def run_job(store: Store, name: str, options: Mapping[str, Any] | None = None) -
     """
     lock, runner = JOBS[name]
     try:
-        with store.locks.job(lock):
+        with store.locks.job(lock) if lock else nullcontext():
             result = runner(store, options or {})
     except LockBusy:
         log.warning("job %s skipped: another run holds its lock", name)
