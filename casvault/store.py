@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, quota, thumbs, trash
+from . import comfy, faults, metrics, quota, thumbs, trash
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
 from .blobs import FileBlobStore, StagedBlob, background, blake3_digest, digest
@@ -300,10 +300,12 @@ class Store:
             # it is published under the user's lock, or dropped on any error.
             staged = self.blobs.stage(data)
         try:
-            return self._ingest(data, owner, kind, fields, created, tags, source, make_thumb, staged)
+            result = self._ingest(data, owner, kind, fields, created, tags, source, make_thumb, staged)
         finally:
             if staged is not None:
                 staged.discard()
+        metrics.ingested(kind, len(data), result.new_blob)
+        return result
 
     def _ingest(
         self,

@@ -21,8 +21,26 @@ graceful_timeout = 30
 keepalive = 5
 max_requests = 2000
 max_requests_jitter = 200
-accesslog = os.environ.get("CASVAULT_ACCESS_LOG", "-") or None  # empty: no access log
+# NOTE: casvault logs one line per request itself (web/requestlog.py, health
+# checks at debug only); gunicorn's access log is off unless CASVAULT_ACCESS_LOG names a file or "-".
+accesslog = os.environ.get("CASVAULT_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("CASVAULT_LOG_LEVEL", "info")
 # Fail fast in the master on a bad configuration (missing secret, bad root).
 preload_app = False
+
+
+def on_starting(server):
+    """Master start: empty the workers' metric folder and point them at it (CASVAULT_METRICS=1)."""
+    from casvault.config import Config
+    from casvault.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(Config.from_env())
+
+
+def child_exit(server, worker):
+    """A worker ended: prometheus_client drops its live gauges (its counters stay in the sums)."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

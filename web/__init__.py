@@ -11,6 +11,8 @@ from casvault.config import Config
 from .errors import register_error_handlers
 from .auth import init_identity
 from .ext import init_app
+from .metrics import init_metrics
+from .requestlog import init_request_log
 
 
 def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
@@ -30,11 +32,13 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes + 1024 * 1024
     app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
     app.json.sort_keys = False
+    init_request_log(app)
     init_app(app)
     register_error_handlers(app)
     init_identity(app)
+    init_metrics(app)
 
-    from . import admin, api, comfy, gallery, outputs, share
+    from . import admin, api, comfy, gallery, health, outputs, share
 
     app.register_blueprint(api.bp)
     app.register_blueprint(comfy.bp)
@@ -42,6 +46,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(outputs.bp)
     app.register_blueprint(gallery.bp)
     app.register_blueprint(share.bp)
+    app.register_blueprint(health.bp)
     if cfg.watch:
         from casvault.watch import serve_in_worker
 
