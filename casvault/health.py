@@ -79,9 +79,9 @@ def check_postgres(dsn: str, timeout: float) -> None:
     """``SELECT 1`` on a fresh connection; raises psycopg's errors when PostgreSQL does not answer."""
     import psycopg
 
-    seconds = max(1, int(timeout + 0.999))
-    options = f"-c statement_timeout={int(timeout * 1000)}"
-    with psycopg.connect(dsn, connect_timeout=seconds, options=options, autocommit=True) as conn:
+    # NOTE: libpq waits at least 2 s to connect; the caller stops waiting
+    # at its deadline. No startup options: a pooler (pgbouncer) refuses them.
+    with psycopg.connect(dsn, connect_timeout=max(2, int(timeout + 0.999)), autocommit=True) as conn:
         conn.execute("SELECT 1").fetchone()
 
 

@@ -40,7 +40,9 @@ def on_starting(server):
 
 def child_exit(server, worker):
     """A worker ended: prometheus_client drops its live gauges (its counters stay in the sums)."""
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+    from casvault.metrics import MULTIPROC_ENV
+
+    if MULTIPROC_ENV in os.environ:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -173,6 +175,15 @@ def test_readyz_follows_postgres_going_away_and_coming_back(tmp_path):
         assert body["checks"]["store"] == "ok" and body["checks"]["postgres"] in ("error", "timeout")
         assert "postgres" in body["error"]["message"]
         pg.resume()
+        wait_for_status(srv.url + "/readyz", 200, within=5.0)
+        # a PostgreSQL that hangs (SIGSTOP) rather than refuses: a timeout, still within 2 s
+        postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGSTOP)
+        try:
+            took, body = wait_for_status(srv.url + "/readyz", 503, within=2.0)
+            assert body["checks"] == {"store": "ok", "postgres": "timeout"}
+        finally:
+            os.kill(postmaster, signal.SIGCONT)
         wait_for_status(srv.url + "/readyz", 200, within=5.0)
     finally:
         srv.stop()

@@ -38,7 +38,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     init_identity(app)
     init_metrics(app)
 
-    from . import admin, api, comfy, gallery, health, outputs, share
+    from . import admin, api, comfy, gallery, health, metrics, outputs, share
 
     app.register_blueprint(api.bp)
     app.register_blueprint(comfy.bp)
@@ -47,6 +47,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(gallery.bp)
     app.register_blueprint(share.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     if cfg.watch:
         from casvault.watch import serve_in_worker
 

@@ -95,9 +95,8 @@ class PrometheusSink(core_metrics.Sink):
 
 
 def init_metrics(app: Flask) -> None:
-    """Register /metrics; when metrics are on, start counting in this process."""
+    """When metrics are on, start counting in this process."""
     global _enabled
-    app.register_blueprint(bp)
     if app.config["CASVAULT"].metrics:
         if core_metrics.MULTIPROC_ENV not in os.environ:
             log.info("metrics: single-process mode (no %s); under gunicorn use ops/gunicorn.conf.py",
