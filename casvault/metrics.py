@@ -69,7 +69,7 @@ def prepare_multiprocess_dir(config: Config) -> Path | None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
     for entry in os.scandir(folder):
-        if entry.name.endswith(".db") and entry.is_file(follow_symlinks=False):
+        if entry.name.endswith((".db", "_archive.tmp")) and entry.is_file(follow_symlinks=False):
             os.unlink(entry.path)
     os.environ[MULTIPROC_ENV] = str(folder.resolve())
     return folder

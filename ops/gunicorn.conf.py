@@ -39,10 +39,13 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    """A worker ended: prometheus_client drops its live gauges (its counters stay in the sums)."""
+    """A worker ended: its metric files are folded into the archive (its counts stay in the sums)."""
     from casvault.metrics import MULTIPROC_ENV
 
     if MULTIPROC_ENV in os.environ:
-        from prometheus_client import multiprocess
+        from web.metrics import archive_dead_worker
 
-        multiprocess.mark_process_dead(worker.pid)
+        try:
+            archive_dead_worker(worker.pid)
+        except Exception:  # NOTE: metrics must never take the master down
+            server.log.exception("metrics: could not fold the files of worker %s", worker.pid)

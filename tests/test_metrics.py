@@ -155,7 +155,7 @@ def test_metrics_sum_every_worker(tmp_path):
         assert scheduler.run_job(Store(Config(root=root)), "gc") is not None
 
         folder = root / "tmp" / "metrics"
-        pids = {p.name.rsplit("_", 1)[-1] for p in folder.glob("*.db")}
+        pids = {int(p.stem.rsplit("_", 1)[-1]) for p in folder.glob("counter_*.db") if p.stem[8:].isdigit()}
         assert len(pids) >= 2, "the requests were all served by one worker; nothing was summed"
         first = scrape(srv)
         for _ in range(6):  # whichever worker answers, the same sums
@@ -174,11 +174,18 @@ def test_metrics_sum_every_worker(tmp_path):
         assert value(m, "casvault_job_last_success", job="gc") == 1
         assert value(m, "casvault_job_last_run_timestamp_seconds", job="gc") > time.time() - 120
 
-        # a worker killed: its counts stay in the sums
-        worker = next(int(pid.removesuffix(".db")) for pid in pids if pid.removesuffix(".db").isdigit())
+        # a worker killed: the master folds its files into the archive, its counts stay in the sums
+        worker = sorted(pids)[0]
         os.kill(worker, signal.SIGKILL)
-        time.sleep(1.0)
-        assert value(scrape(srv), "casvault_ingests_total", kind="generated") == 16
+        deadline = time.monotonic() + 10
+        while (folder / f"counter_{worker}.db").exists():
+            assert time.monotonic() < deadline, "the dead worker's file was not folded"
+            time.sleep(0.05)
+        assert (folder / "counter_archive.db").is_file() and (folder / "histogram_archive.db").is_file()
+        for _ in range(4):
+            m = scrape(srv)
+            assert value(m, "casvault_ingests_total", kind="generated") == 16
+            assert value(m, "casvault_http_request_duration_seconds_count", route="api.ingest", method="POST") == 18
     finally:
         srv.stop()
 

@@ -12,10 +12,13 @@ multiprocess mode.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import logging
 import os
+from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterator
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -147,12 +150,61 @@ def exposition(store: Store) -> bytes:
     from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
     registry = CollectorRegistry()
-    if core_metrics.MULTIPROC_ENV in os.environ:
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry.register(_ProcessMetrics())
     registry.register(JobCollector(store))
-    return generate_latest(registry)
+    folder = os.environ.get(core_metrics.MULTIPROC_ENV)
+    if not folder:
+        registry.register(_ProcessMetrics())
+        return generate_latest(registry)
+    multiprocess.MultiProcessCollector(registry, path=folder)
+    with _folder_lock(Path(folder), fcntl.LOCK_SH):
+        return generate_latest(registry)
+
+
+def archive_dead_worker(pid: int) -> None:
+    """In the gunicorn master, when a worker ended: fold its counters and histograms into one archive file.
+
+    Without this every recycled worker (``max_requests``) would leave its
+    files behind and each scrape would read more of them. The fold holds the
+    folder's lock, so a scrape never sees a count twice or not at all.
+    """
+    from prometheus_client import multiprocess
+    from prometheus_client.mmap_dict import MmapedDict
+
+    folder = Path(os.environ[core_metrics.MULTIPROC_ENV])
+    multiprocess.mark_process_dead(pid, str(folder))
+    with _folder_lock(folder, fcntl.LOCK_EX):
+        for kind in ("counter", "histogram"):
+            dead = folder / f"{kind}_{pid}.db"
+            if not dead.is_file():
+                continue
+            archive = folder / f"{kind}_archive.db"
+            totals: dict[str, float] = {}
+            for path in (archive, dead):
+                if path.is_file():
+                    # NOTE: every value of these two kinds is a sum (histogram
+                    # files hold per-bucket counts), so folding is adding.
+                    for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(str(path)):
+                        totals[key] = totals.get(key, 0.0) + value
+            tmp = folder / f"{kind}_archive.tmp"  # not *.db: never read half-written
+            tmp.unlink(missing_ok=True)
+            out = MmapedDict(str(tmp))
+            try:
+                for key, value in totals.items():
+                    out.write_value(key, value, 0.0)
+            finally:
+                out.close()
+            os.replace(tmp, archive)
+            dead.unlink()
+
+
+@contextmanager
+def _folder_lock(folder: Path, mode: int) -> Iterator[None]:
+    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
 
 
 class _ProcessMetrics:
