@@ -14,7 +14,6 @@ import pytest
 import requests
 
 from casvault import health
-from casvault.config import Config
 from tests.conftest import INGEST_TOKEN, make_png, need
 from tests.servers import Gunicorn, free_port
 
@@ -39,8 +38,8 @@ def immutable():
     done: list[Path] = []
 
     def make(path: Path) -> None:
-        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
-            pytest.skip("this filesystem has no immutable attribute")
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+        need(made, "a filesystem with the immutable attribute (chattr +i) for the test folder")
         done.append(path)
 
     yield make
