@@ -40,6 +40,7 @@ from . import faults
 from .atomic import fsync_dir, write_file
 from .blobs import digest
 from .errors import InvalidInput, NotFound
+from .jobruns import always, recorded
 from .manifest import ManifestState, replay
 from .records import AddEvent, Record, decode_record, encode_event, encode_record, now_iso
 from .store import Store
@@ -124,6 +125,7 @@ class BackupReport:
         return dict(self.__dict__)
 
 
+@recorded("backup", when=always)
 def backup(
     store: Store, out: Path, from_day: str, to_day: str, owner: str | None = None, progress: Progress | None = None
 ) -> BackupReport:

@@ -34,6 +34,7 @@ import msgspec
 from .atomic import remove, write_file
 from .blobs import FileBlobStore, digest
 from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
+from .jobruns import recorded, scrub_of_every_user
 from .manifest import ManifestState, replay
 from .records import Record, decode_record, encode_record
 from .store import Store
@@ -560,6 +561,7 @@ def _scrub(store: Store, owners: list[str], use_sha256: bool, report: Report, pr
     report.checked["scrubbed"] = len(todo)
 
 
+@recorded("scrub", when=scrub_of_every_user)
 def check(
     store: Store,
     *,

@@ -19,19 +19,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 import tomllib
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import msgspec
-
 from . import trash
-from .atomic import write_file
-from .errors import CasvaultError, ConfigError, LockBusy
-from .records import now_iso
+from .errors import ConfigError, LockBusy
 from .store import Store
 
 log = logging.getLogger("casvault.scheduler")
@@ -85,81 +80,18 @@ JOBS: dict[str, tuple[str | None, Callable[[Store, Mapping[str, Any]], dict[str,
 def run_job(store: Store, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """Run one job under its lock; None (and a log line) when another run holds it.
 
-    Each run that starts leaves one log line and its outcome in
-    ``meta/jobs/<name>.json`` (read by /metrics). Errors other than a busy
-    lock propagate (APScheduler logs them).
+    The job's own function logs the run and keeps it for /metrics
+    (:mod:`casvault.jobruns`). Errors other than a busy lock propagate
+    (APScheduler logs them).
     """
     lock, runner = JOBS[name]
-    started_at, started = now_iso(), time.monotonic()
     try:
         with store.locks.job(lock) if lock else nullcontext():
-            result = runner(store, options or {})
+            return runner(store, options or {})
     except LockBusy:
         log.warning("job %s skipped: another run holds its lock", name,
                     extra={"fields": {"job": name, "result": "skipped"}})
         return None
-    except Exception as exc:
-        run = JobRun(name, "error", started_at, now_iso(), time.monotonic() - started, {"error": type(exc).__name__})
-        _record_run(store, run)
-        log.error("job %s failed after %.1f s: %s", name, run.duration_s, exc, extra={"fields": run.log_fields()})
-        raise
-    summary = {k: v for k, v in result.items() if isinstance(v, (str, int, float, bool)) or v is None}
-    outcome = "problems" if result.get("clean") is False or result.get("failed") else "ok"
-    run = JobRun(name, outcome, started_at, now_iso(), time.monotonic() - started, summary)
-    _record_run(store, run)
-    log.info("job %s %s in %.1f s", name, "done" if outcome == "ok" else "found problems", run.duration_s,
-             extra={"fields": run.log_fields()})
-    return result
-
-
-# --- last runs --------------------------------------------------------------------
-
-
-class JobRun(msgspec.Struct):
-    """The outcome of one run: ``ok``, ``problems`` (it ran and reported some) or ``error``."""
-
-    job: str
-    result: str
-    started_at: str
-    finished_at: str
-    duration_s: float
-    summary: dict[str, Any] = {}
-
-    def log_fields(self) -> dict[str, Any]:
-        """The values of its log line."""
-        return {"job": self.job, "result": self.result, "duration_ms": round(self.duration_s * 1000, 1), **self.summary}
-
-
-_run_decoder = msgspec.json.Decoder(JobRun)
-RUN_MAX_BYTES = 64 * 1024
-
-
-def _record_run(store: Store, run: JobRun) -> None:
-    """Keep ``run`` as its job's last run; a failure to write it is logged, never raised."""
-    try:
-        folder = store.layout.meta / "jobs"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_file(folder / f"{run.job}.json", msgspec.json.encode(run) + b"\n", store.layout.tmp, fsync=store.config.fsync)
-    except (OSError, CasvaultError) as exc:
-        log.warning("job %s: could not record its outcome: %s", run.job, exc)
-
-
-def last_runs(store: Store) -> list[JobRun]:
-    """The last recorded run of each known job (jobs that never ran are left out)."""
-    runs = []
-    for name in JOBS:
-        path = store.layout.meta / "jobs" / f"{name}.json"
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            runs.append(_run_decoder.decode(os.read(fd, RUN_MAX_BYTES)))
-        except (OSError, msgspec.ValidationError, msgspec.DecodeError):
-            log.warning("job %s: its last-run file %s does not parse", name, path)
-        finally:
-            os.close(fd)
-    return runs
 
 
 # --- schedules ------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from casvault import scheduler
+from casvault import jobruns, scheduler
 from casvault.config import Config
 from casvault.locks import Locks
 from casvault.logs import JsonFormatter
@@ -90,27 +90,46 @@ def test_503s_are_counted_by_cause(config):
 
 def test_a_job_run_leaves_its_outcome_and_one_log_line(config, caplog):
     store = Store(config.with_(fsync=False))
-    caplog.set_level(logging.INFO, logger="casvault.scheduler")
+    caplog.set_level(logging.INFO, logger="casvault.jobs")
     assert scheduler.run_job(store, "gc", {"grace_hours": 0}) is not None
-    (run,) = scheduler.last_runs(store)
+    (run,) = jobruns.last_runs(store)
     assert (run.job, run.result) == ("gc", "ok") and run.duration_s >= 0
     assert json.loads((store.layout.meta / "jobs" / "gc.json").read_text())["result"] == "ok"
-    (line,) = [r for r in caplog.records if r.name == "casvault.scheduler"]
+    (line,) = [r for r in caplog.records if r.name == "casvault.jobs"]
     parsed = json.loads(JsonFormatter().format(line))
-    assert parsed["job"] == "gc" and parsed["result"] == "ok" and "duration_ms" in parsed
+    assert parsed["job"] == "gc" and parsed["result"] == "ok" and "duration_ms" in parsed and "swept" in parsed
 
 
-def test_a_failing_job_is_recorded_as_an_error(config, monkeypatch):
+def test_cron_runs_of_the_cli_are_recorded_and_partial_runs_are_not(config, runner):
+    from cli import main
+
+    store = Store(config.with_(fsync=False))
+    rec = store.ingest(make_png(seed=3), user(3)).record
+    base = ["--root", str(config.root)]
+    for args in (["purge-trash", "--dry-run"], ["gc", "--dry-run"], ["fsck"]):
+        assert runner.invoke(main, base + args + ["--quiet"], catch_exceptions=False).exit_code == 0
+    assert jobruns.last_runs(store) == []
+    store.trash(user(3), rec.id)
+    for args in (["purge-trash", "--older-than", "0"], ["gc", "--grace", "0"], ["thumbnails"], ["fsck", "--scrub"],
+                 ["backup", "--from", "2000-01-01", "--to", "2000-01-01", "--out", str(config.root.parent / "bk")]):
+        res = runner.invoke(main, base + args + ["--quiet"], catch_exceptions=False)
+        assert res.exit_code == 0, (args, res.output)
+    runs = {run.job: run.result for run in jobruns.last_runs(store)}
+    assert runs == {"purge-trash": "ok", "gc": "ok", "thumbnails": "ok", "scrub": "ok", "backup": "ok"}
+    assert not store.index(user(3)).records  # the purge really ran
+
+
+def test_a_failing_job_is_recorded_as_an_error(config):
     store = Store(config.with_(fsync=False))
 
-    def boom(store, opts):
+    @jobruns.recorded("gc")
+    def broken_gc(store):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(scheduler.JOBS, "gc", ("gc", boom))
     with pytest.raises(RuntimeError):
-        scheduler.run_job(store, "gc")
-    (run,) = scheduler.last_runs(store)
-    assert run.result == "error" and run.summary == {"error": "RuntimeError"}
+        broken_gc(store)
+    (run,) = jobruns.last_runs(store)
+    assert run.result == "error" and run.error == "RuntimeError"
 
 
 # --- a real gunicorn ---------------------------------------------------------------

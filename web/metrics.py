@@ -24,7 +24,7 @@ from typing import Any, Iterator
 from flask import Blueprint, Flask, Response, current_app, request
 
 from casvault import metrics as core_metrics
-from casvault import scheduler
+from casvault import jobruns
 from casvault.config import Config
 from casvault.store import Store
 
@@ -138,7 +138,7 @@ class JobCollector:
                                      labels=["job"])
         finished = GaugeMetricFamily("casvault_job_last_run_timestamp_seconds", "When the job's last run ended (Unix)",
                                      labels=["job"])
-        for run in scheduler.last_runs(self.store):
+        for run in jobruns.last_runs(self.store):
             success.add_metric([run.job], 1.0 if run.result == "ok" else 0.0)
             duration.add_metric([run.job], run.duration_s)
             finished.add_metric([run.job], _unix(run.finished_at))
