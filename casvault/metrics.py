@@ -13,8 +13,10 @@ the master, before any worker imports prometheus_client
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 from .config import Config
 
@@ -32,6 +34,8 @@ class Sink:
 
 
 _sink = Sink()
+_failed = False
+log = logging.getLogger("casvault.metrics")
 
 
 def install(sink: Sink) -> None:
@@ -42,12 +46,27 @@ def install(sink: Sink) -> None:
 
 def ingested(kind: str, nbytes: int, new_blob: bool) -> None:
     """Report a stored image."""
-    _sink.ingested(kind, nbytes, new_blob)
+    guarded(_sink.ingested, kind, nbytes, new_blob)
 
 
 def lock_waited(lock: str, seconds: float, acquired: bool) -> None:
     """Report a wait for a lock."""
-    _sink.lock_waited(lock, seconds, acquired)
+    guarded(_sink.lock_waited, lock, seconds, acquired)
+
+
+def guarded(report: Callable[..., None], *args: Any) -> None:
+    """Call ``report``; a failing metrics system is logged (once per process), never raised.
+
+    NOTE: a report follows work that is already done (an acknowledged
+    ingest); a broken metrics folder must not turn it into an error.
+    """
+    global _failed
+    try:
+        report(*args)
+    except Exception:
+        if not _failed:
+            _failed = True
+            log.exception("metrics: reporting failed; later failures are not logged")
 
 
 def multiprocess_dir(config: Config) -> Path | None:

@@ -132,6 +132,26 @@ def test_a_failing_job_is_recorded_as_an_error(config):
     assert run.result == "error" and run.error == "RuntimeError"
 
 
+def test_a_broken_metrics_system_never_fails_a_request(client, monkeypatch):
+    import web.metrics
+    from casvault import metrics as core_metrics
+
+    class Broken(core_metrics.Sink):
+        def ingested(self, kind, nbytes, new_blob):
+            raise OSError("the metrics folder is gone")
+
+    def broken_observe(*args):
+        raise OSError("the metrics folder is gone")
+
+    monkeypatch.setattr(core_metrics, "_sink", Broken())
+    monkeypatch.setattr(web.metrics, "observe_request", broken_observe)
+    resp = client.post("/api/v1/ingest", data={"file": (__import__("io").BytesIO(make_png(seed=9)), "a.png"),
+                                               "owner": user(9)}, headers=PIPELINE)
+    assert resp.status_code == 201
+    store = client.application.extensions["casvault.store"]
+    assert store.get(user(9), resp.get_json()["id"]).sha256 == resp.get_json()["sha256"]
+
+
 # --- a real gunicorn ---------------------------------------------------------------
 
 

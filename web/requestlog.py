@@ -18,6 +18,7 @@ from flask import Flask, current_app, g, request
 from flask.wrappers import Response
 
 from casvault.logs import configure_logging
+from casvault.metrics import guarded
 
 from . import metrics
 from .auth import _bearer_ok
@@ -95,7 +96,7 @@ def _line(status: int, rid: str) -> dict[str, Any]:
 def _log(line: dict[str, Any], started: float) -> None:
     seconds = time.perf_counter() - started
     line["duration_ms"] = round(seconds * 1000, 1)
-    metrics.observe_request(line["route"], line["method"], line["status"], seconds, line["error"])
+    guarded(metrics.observe_request, line["route"], line["method"], line["status"], seconds, line["error"])
     level = logging.DEBUG if line["route"] in QUIET_ROUTES else logging.INFO
     if log.isEnabledFor(level):
         log.log(level, "request", extra={"fields": line})
