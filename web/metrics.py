@@ -17,14 +17,15 @@ import ipaddress
 import logging
 import os
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from casvault import metrics as core_metrics
 from casvault import jobruns
+from casvault import metrics as core_metrics
 from casvault.config import Config
 from casvault.store import Store
 
@@ -234,8 +235,6 @@ def _socket_peer() -> str | None:
 
 
 def _unix(iso: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(iso).timestamp()
 
 
