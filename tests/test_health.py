@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -127,6 +128,19 @@ def test_request_id_is_echoed_when_safe_and_made_otherwise(client):
         assert rid != bad and len(rid) == 32 and int(rid, 16) >= 0
     first = client.get("/healthz").headers["X-Request-Id"]
     assert first != client.get("/healthz").headers["X-Request-Id"]
+
+
+def test_one_request_line_each_health_checks_at_debug(client, caplog):
+    from casvault.logs import PlainFormatter
+
+    caplog.set_level(logging.DEBUG, logger="web.request")
+    resp = client.get("/api/v1/quota", headers={"X-Request-Id": "req-1"})
+    client.get("/healthz")
+    lines = [r for r in caplog.records if r.name == "web.request"]
+    assert [(r.levelno, r.fields["route"]) for r in lines] == [(logging.INFO, "api.quota"), (logging.DEBUG, "health.healthz")]
+    text = PlainFormatter().format(lines[0])
+    assert "request method=GET route=api.quota status=200 duration_ms=" in text
+    assert f"request_id={resp.headers['X-Request-Id']} user=guest" in text and "error=" not in text
 
 
 # --- a real gunicorn ---------------------------------------------------------------
