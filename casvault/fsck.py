@@ -38,11 +38,11 @@ from .jobruns import recorded, scrub_of_every_user
 from .manifest import ManifestState, replay
 from .records import Record, decode_record, encode_record
 from .store import Store
-from .validate import is_id
+from .validate import MIME_BY_EXT, is_id
 
 TEMP_AGE = 3600.0  # tmp/ files younger than this may belong to a write in progress
 GC_RUNNING = "a gc is running: the blobs it set aside are left to it"
-IMAGE_EXTS = ("png", "jpg", "webp")
+IMAGE_EXTS = tuple(MIME_BY_EXT)  # every extension a record may have (videos too)
 # The kinds of problem, in the order they are repaired within one user.
 KINDS = (
     "merge_unfinished",

@@ -36,6 +36,9 @@ class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"
     trashed_at: str | None = None
     blake3: str | None = None
     source: dict[str, Any] | None = None
+    legacy_path: str | None = None  # an adopted file's old path under outputs/ (its old URL redirects)
+    frames: int | None = None  # an animated image's frame count
+    duration_ms: int | None = None  # how long it plays once
     schema: int = SCHEMA
 
     @property
@@ -46,7 +49,8 @@ class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"
     @property
     def ext(self) -> str:
         """File extension of the original, from its mime type."""
-        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[self.mime]
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4",
+                "video/webm": "webm"}[self.mime]
 
     @property
     def trashed(self) -> bool:

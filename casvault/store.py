@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, metrics, quota, thumbs, trash
+from . import comfy, faults, media, metrics, quota, thumbs, trash
+from .aspect import aspect_ratio
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
 from .blobs import FileBlobStore, StagedBlob, background, blake3_digest, digest
@@ -81,7 +82,11 @@ class Store:
         self.config = config
         root = Path(config.root)
         if not create and not (root / "casvault.json").is_file():
-            raise NotFound(f"no casvault store at {root} (casvault.json missing)", root=str(root))
+            raise NotFound(
+                f"no casvault store at {root} (casvault.json missing): run `casvault init` to create one, "
+                "or `casvault restore BACKUP`",
+                root=str(root),
+            )
         meta = self._open_meta(root, config, create)
         self.format = meta["format"]
         self.link_mode = meta["link_mode"]
@@ -98,6 +103,31 @@ class Store:
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
 
     # --- opening ------------------------------------------------------------
+
+    @classmethod
+    def init(cls, config: Config, *, partition_tz: str | None = None,
+             link_mode: str | None = None) -> tuple["Store", bool]:
+        """Create the store at ``config.root`` with these settings, or open it if it exists: (store, created).
+
+        Raises Conflict when an existing store was created with another
+        partition time zone or link mode (both are fixed at creation).
+        """
+        root = Path(config.root)
+        if (root / "casvault.json").is_file():
+            meta = _meta_decoder.decode((root / "casvault.json").read_bytes())
+            tz = meta.get("partition_tz", "UTC")
+            if partition_tz is not None and partition_tz != tz:
+                raise Conflict(f"the store at {root} has partition time zone {tz}, not {partition_tz} "
+                               "(fixed when the store was created)", root=str(root))
+            modes = {meta.get("link_setting"), meta.get("link_mode")}
+            if link_mode is not None and link_mode not in modes:
+                raise Conflict(f"the store at {root} has link mode {meta.get('link_setting') or meta.get('link_mode')}, "
+                               f"not {link_mode} (fixed when the store was created)", root=str(root))
+            return cls(config, create=False), False
+        settings = {"partition_tz": partition_tz, "link_mode": link_mode}
+        config = config.with_(**{k: v for k, v in settings.items() if v is not None})
+        config.check()
+        return cls(config, create=True), True
 
     @staticmethod
     def _open_meta(root: Path, config: Config, create: bool) -> dict[str, Any]:
@@ -255,6 +285,22 @@ class Store:
 
     # --- ingest -------------------------------------------------------------
 
+    def find_duplicate(self, owner: str, sha256: str, original_filename: str | None, kind: str) -> str | None:
+        """The id of ``owner``'s oldest record (any status) of the same bytes, file name and kind, or None.
+
+        The one rerun-safety rule of ``casvault ingest``, comfy-sync and
+        ``if_exists=skip``: the same bytes as another kind (a control of a
+        generated image) are not a duplicate.
+        """
+        idx = self.index(owner)
+        same = [
+            record
+            for record in (idx.records.get(rid) for rid in idx.by_sha.get(sha256, ()))
+            if record is not None and record.original_filename == original_filename and record.kind == kind
+        ]
+        # NOTE: the oldest one, so every retry answers with the same record.
+        return min(same, key=lambda r: (r.created_at, r.id)).id if same else None
+
     def ingest(
         self,
         data: bytes,
@@ -271,6 +317,7 @@ class Store:
         tags: list[str] | str | None = None,
         source: dict[str, Any] | None = None,
         make_thumb: bool = True,
+        keep_folder: bool = False,
     ) -> IngestResult:
         """Validate and store an image for ``owner``; returns the new record.
 
@@ -282,7 +329,7 @@ class Store:
             raise InvalidInput("kind must be generated, control or input", field="kind")
         fields = self._check_fields(
             kind,
-            original_filename=original_filename,
+            original_filename=check_filename(original_filename, keep_folder),
             workflow_id=workflow_id,
             aspect_ratio=aspect_ratio,
             seed=seed,
@@ -319,15 +366,24 @@ class Store:
         make_thumb: bool,
         staged: StagedBlob | None,
     ) -> IngestResult:
-        info = check_image(
-            data,
-            max_bytes=self.config.max_upload_bytes,
-            max_pixels=self.config.max_pixels,
-            keep=make_thumb,
-            decode=make_thumb,
-        )
-        if kind == "generated" and info.ext == "png" and source is None:
+        # NOTE: MP4 and WebM are stored as generated records only (ComfyUI's video outputs).
+        video = media.sniff_video(data) if kind == "generated" else None
+        info: Any
+        if video is not None:
+            info = media.check_video(data, max_bytes=self.config.max_video_bytes, max_pixels=self.config.max_pixels)
+        else:
+            info = check_image(
+                data,
+                max_bytes=self.config.max_upload_bytes,
+                max_pixels=self.config.max_pixels,
+                keep=make_thumb,
+                decode=make_thumb,
+            )
+        if kind == "generated" and info.ext in ("png", "webp", "mp4", "webm") and source is None:
             fields, source = _fill_from_comfy(data, fields)
+        anim = info.animation if video is not None else media.animation(data, info.ext.upper())
+        if kind == "generated" and fields["aspect_ratio"] is None:
+            fields = {**fields, "aspect_ratio": aspect_ratio(info.width, info.height)}
         sha = staged.sha256 if staged is not None else digest(data)
         b3 = staged.blake3() if staged is not None else blake3_digest(data)
         rid = uuid.uuid4().hex
@@ -350,6 +406,8 @@ class Store:
             height=info.height,
             blake3=b3,
             source=source,
+            frames=anim.frames if anim else None,
+            duration_ms=anim.duration_ms if anim else None,
         )
         record: Record = RECORD_TYPES[kind](**common, **fields)
         files = self._stage_files(record, thumb_bytes)
@@ -372,7 +430,7 @@ class Store:
         return IngestResult(record, new_blob, in_trash)
 
     def _check_fields(self, kind: str, **raw: Any) -> dict[str, Any]:
-        fields: dict[str, Any] = {"original_filename": check_filename(raw["original_filename"])}
+        fields: dict[str, Any] = {"original_filename": raw["original_filename"]}
         if kind != "generated":
             return fields
         seed = raw["seed"]
@@ -763,12 +821,23 @@ class Store:
                 if record.id in purged:
                     self.remove_files(record)
                     continue
-                records.append(record)
+                records.append(self._backfill(record, path))
             records.sort(key=lambda r: (r.created_at, r.id))
             events: list[Event] = [AddEvent(at=r.created_at, record=r) for r in records]
             self.manifest(owner).rewrite(events, self.layout.tmp)
             self.sync_record_index(owner)
             return len(records)
+
+    def _backfill(self, record: Record, sidecar: Path) -> Record:
+        """A record stored before a derived field existed, with it filled in (sidecar rewritten); else as is."""
+        if record.kind != "generated" or record.aspect_ratio is not None:  # type: ignore[union-attr]
+            return record
+        ratio = aspect_ratio(record.width, record.height)
+        if ratio is None:
+            return record
+        new = evolve(record, aspect_ratio=ratio)
+        write_file(sidecar, encode_record(new), self.layout.tmp, fsync=self.config.fsync, point="sidecar.write")
+        return new
 
     def _logged_purges(self, owner: str) -> set[str]:
         """Ids the manifest purged and no later event re-created (damaged lines tolerated)."""

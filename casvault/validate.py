@@ -27,7 +27,7 @@ _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "png", "image/png", "PNG"),
     (b"\xff\xd8\xff", "jpg", "image/jpeg", "JPEG"),
 )
-MIME_BY_EXT = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+MIME_BY_EXT = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4", "webm": "video/webm"}
 EXT_BY_MIME = {v: k for k, v in MIME_BY_EXT.items()}
 
 
@@ -106,8 +106,8 @@ def check_tags(value: object) -> list[str]:
     return tags
 
 
-def check_filename(value: object) -> str | None:
-    """An original file name, kept for display only: reduced to its last path part."""
+def check_filename(value: object, keep_folder: bool = False) -> str | None:
+    """An original file name, kept for display only: its last path part (with ``keep_folder``, a clean relative path)."""
     if value is None or value == "":
         return None
     name = check_text(value, "original_filename", 255)
@@ -116,6 +116,10 @@ def check_filename(value: object) -> str | None:
     # folder part is cut off (a CRLF there must not slip through).
     if any(c in name for c in "\n\r\t"):
         raise InvalidInput("original_filename contains control characters", field="original_filename")
+    if keep_folder:
+        # NOTE: a ComfyUI output's name keeps its subfolder ("casv/two_00001_.png");
+        # empty, "." and ".." parts are dropped, so it never reads as a path out.
+        return "/".join(p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")) or None
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     return name or None
 

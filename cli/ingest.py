@@ -46,8 +46,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], owner: str, kind: str, n
     PNG, JPEG and WebP are recognised by their signature; other files, and
     images over the upload limit, are skipped with the reason (without
     being read whole). A file already ingested for this owner (same
-    sha256 and same file name) is skipped, so reruns are safe. Exits 1 when
-    a file failed.
+    sha256, same file name and same --kind) is skipped, so reruns are safe;
+    the same file as another kind (a control of a generated image) is
+    ingested. Exits 1 when a file failed.
 
     Example: casvault ingest ~/ComfyUI/output --owner u-alice --json
     """
@@ -85,10 +86,9 @@ def _ingest_one(store, path: Path, owner: str, kind: str, now: bool) -> tuple[st
         return "failed", {"reason": f"cannot read: {exc.strerror or exc}"}
     mtime = st.st_mtime
     sha = digest(data)
-    idx = store.index(owner)
-    for rid in idx.by_sha.get(sha, ()):
-        if idx.records[rid].original_filename == path.name:
-            return "skipped_duplicate", {"id": rid}
+    duplicate = store.find_duplicate(owner, sha, path.name, kind)
+    if duplicate is not None:
+        return "skipped_duplicate", {"id": duplicate}
     created = None if now else datetime.fromtimestamp(mtime, timezone.utc)
     try:
         result = store.ingest(data, owner, kind, original_filename=path.name, created_at=created)

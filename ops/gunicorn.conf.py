@@ -26,19 +26,33 @@ max_requests_jitter = 200
 accesslog = os.environ.get("CASVAULT_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("CASVAULT_LOG_LEVEL", "info")
-# Fail fast in the master on a bad configuration (missing secret, bad root).
+# The app is built in each worker (preload would share one store's open
+# files and threads across fork); the configuration is checked once in the
+# master instead, by on_starting below.
 preload_app = False
 
 
-def on_starting(server):
-    """Master start: empty the workers' metric folder and point them at it (CASVAULT_METRICS=1)."""
+def on_starting(server) -> None:
+    """Refuse to start, with one line and exit 1, on a bad configuration (e.g. no production secret).
+
+    Then (CASVAULT_METRICS=1) empty the workers' metric folder and point them at it.
+    """
     from casvault.config import Config
+    from casvault.errors import ConfigError
     from casvault.metrics import prepare_multiprocess_dir
 
-    prepare_multiprocess_dir(Config.from_env())
+    try:
+        config = Config.from_env()
+        if not config.dev:
+            config.require_secret()
+    except ConfigError as exc:
+        # NOTE: gunicorn prints a RuntimeError raised here as one "Error:" line
+        # and exits 1, before any worker starts (no traceback per worker).
+        raise RuntimeError(f"casvault: {exc.message}") from None
+    prepare_multiprocess_dir(config)
 
 
-def child_exit(server, worker):
+def child_exit(server, worker) -> None:
     """A worker ended: its metric files are folded into the archive (its counts stay in the sums)."""
     from casvault.metrics import MULTIPROC_ENV
 
