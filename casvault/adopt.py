@@ -32,14 +32,16 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from . import comfy, faults, thumbs
+from . import comfy, faults, safefs, thumbs
 from .atomic import fsync_dir, remove, write_file
 from .blobs import blake3_digest, digest
-from .errors import CasvaultError, InvalidInput, ManifestCorrupt
+from .errors import CasvaultError, InvalidInput, ManifestCorrupt, UnsafeFile
 from .layout import normalize_time
-from .records import RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, encode_record, now_iso
+from .records import (
+    RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, check_time, decode_record, encode_record, now_iso,
+)
 from .store import Store, _fill_from_comfy
-from .validate import FIELD_MAX_LEN, MIME_BY_EXT, check_image, check_tags, check_text, is_id, is_user_id
+from .validate import FIELD_MAX_LEN, MIME_BY_EXT, check_image, check_tags, check_text, is_id, is_user_id, sniff
 
 IMAGE_EXTS = tuple(MIME_BY_EXT)  # every extension a record may have (videos too)
 KIND_OF_DIR = {"controls": "control", "inputs": "input"}
@@ -89,8 +91,8 @@ class AdoptReport:
 def read_sidecar(path: Path) -> Record | None:
     """The record in a sidecar file, or None when missing or not one of ours."""
     try:
-        return decode_record(path.read_bytes())
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
+    except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
         return None
 
 
@@ -110,20 +112,39 @@ def is_plain(path: Path) -> bool:
 
 
 def candidates(store: Store, owners: Iterable[str] | None = None) -> Iterator[Path]:
-    """Plain files under ``outputs/users/<owner>/`` (every user when ``owners`` is None)."""
+    """Plain regular files under ``outputs/users/<owner>/`` (every user when ``owners`` is None).
+
+    Symlinks (to files or folders), FIFOs and devices are never listed:
+    ``fsck`` reports them and sets them aside.
+    """
     base = store.layout.outputs / "users"
     if owners is None:
         try:
-            owners = sorted(e.name for e in os.scandir(base) if e.is_dir() and is_user_id(e.name))
+            owners = sorted(e.name for e in os.scandir(base)
+                            if e.is_dir(follow_symlinks=False) and is_user_id(e.name))
         except FileNotFoundError:
             return
     for owner in owners:
-        for dirpath, dirnames, filenames in os.walk(base / owner):
-            dirnames[:] = sorted(d for d in dirnames if d != "thumb")
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if is_plain(path) or _unlogged_in_place(store, owner, path):
+        for folder, dirnames, filenames, _foreign in safefs.walk(base / owner):
+            dirnames[:] = [d for d in dirnames if d != "thumb"]
+            for name in filenames:
+                path = folder / name
+                if (is_plain(path) and why_not_adoptable(path) is None) or _unlogged_in_place(store, owner, path):
                     yield path
+
+
+def why_not_adoptable(path: Path) -> str | None:
+    """Why a plain file can never be adopted (not a regular file, no image signature); None when it may be."""
+    try:
+        with safefs.open_regular(path) as (fh, _st):
+            sniff(fh.read(16))
+    except FileNotFoundError:
+        return None
+    except CasvaultError as exc:
+        return exc.message
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return None
 
 
 def _unlogged_in_place(store: Store, owner: str, path: Path, under_lock: bool = False) -> bool:
@@ -167,10 +188,12 @@ def _legacy(path: Path) -> tuple[Path | None, dict[str, Any]]:
     """The old app's JSON beside ``path`` (not one of our sidecars), parsed; {} when absent or bad."""
     old = path.with_suffix(".json")
     try:
-        data = _dict_decoder.decode(old.read_bytes())
+        data = _dict_decoder.decode(safefs.read_regular(old, safefs.JSON_MAX_BYTES))
     except FileNotFoundError:
         return None, {}
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+    except UnsafeFile:
+        return None, {}  # NOTE: not ours to read, move or delete; fsck reports it
+    except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
         return old, {}
     if read_sidecar(old) is not None:
         return None, {}
@@ -194,7 +217,9 @@ def _legacy_fields(kind: str, legacy: dict[str, Any]) -> tuple[dict[str, Any], d
             elif key == "tags":
                 fields["tags"] = check_tags(value)
             elif key == "created_at":
-                fields["created_at"] = normalize_time(str(value))
+                created = normalize_time(str(value))
+                check_time(created)  # NOTE: else the record refuses it: the file's time is used
+                fields["created_at"] = created
             elif key not in ("id", "owner", "sha256", "bytes", "mime", "status", "thumb", "kind"):
                 rest[key] = value
         except (InvalidInput, ValueError, TypeError):
@@ -219,6 +244,7 @@ def adopt_file(store: Store, path: Path, *, locked: bool = False) -> Adopted:
         return Adopted(str(path), "failed", reason="not inside a user's folder")
     kind = KIND_OF_DIR.get(rel.parts[1], "generated") if len(rel.parts) > 2 else "generated"
     try:
+        safefs.check_inside(store.layout.root, path)
         if locked:
             return _adopt(store, path, owner, kind, rel.as_posix(), locked)
         with store.locks.user(owner):
@@ -234,9 +260,10 @@ def adopt_file(store: Store, path: Path, *, locked: bool = False) -> Adopted:
 def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bool) -> Adopted:
     if not is_plain(path) and not _unlogged_in_place(store, owner, path, under_lock=True):
         return Adopted(str(path), "skipped", owner=owner, reason="already adopted")
-    data = path.read_bytes()
-    mtime = path.stat().st_mtime
     cfg = store.config
+    with safefs.open_regular(path) as (fh, st):
+        data = safefs.read_capped(fh, st, cfg.max_upload_bytes)
+    mtime = st.st_mtime
     info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels, keep=True)
     old_json, legacy = _legacy(path)
     fields, rest = _legacy_fields(kind, legacy)
@@ -261,13 +288,13 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     store.blobs.put(data, sha)
     image, sidecar, thumb = store.layout.paths(record)
     if existing is None:
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        safefs.make_dirs(store.layout.root, sidecar.parent)
         write_file(sidecar, encode_record(record), store.layout.tmp, fsync=cfg.fsync)
         faults.point("adopt.after_sidecar")
     ensure_projection(store, record, image)
     faults.point("adopt.after_projection")
     if record.thumb and not thumb.exists():
-        thumb.parent.mkdir(exist_ok=True)
+        safefs.make_dirs(store.layout.root, thumb.parent)
         assert info.image is not None
         write_file(thumb, thumbs.make_thumbnail(info.image, cfg.thumb_size, cfg.thumb_quality), store.layout.tmp,
                    fsync=cfg.fsync)
@@ -280,6 +307,7 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
             # and a PostgreSQL record index (when configured) current.
             store.log_events(owner, event)
     faults.point("adopt.after_manifest")
+    safefs.check_inside(store.layout.root, path)  # NOTE: again: a folder may have been swapped meanwhile
     if path != image:
         remove(path)
     if old_json is not None and old_json != sidecar:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from . import safefs
 from .atomic import write_file
 from .blobs import digest
 from .errors import CasvaultError, InvalidInput, StorageError, StorageFull, TooLarge, UpstreamError
@@ -154,7 +155,7 @@ def state_path(store: Store) -> Path:
 def load_state(store: Store) -> SyncState:
     """The saved state, or a fresh one; raises CasvaultError if the file is damaged."""
     try:
-        return _state_decoder.decode(state_path(store).read_bytes())
+        return _state_decoder.decode(safefs.read_regular(state_path(store), safefs.JSON_MAX_BYTES))
     except FileNotFoundError:
         return SyncState()
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -57,14 +57,15 @@ def test_reindex_adopt_turns_an_old_tree_into_records(fstore, runner):
     files = old_tree(fstore)
     root = str(fstore.layout.root)
     res = runner.invoke(main, ["--root", root, "reindex", "--adopt", "--dry-run", "--json"], catch_exceptions=False)
-    assert res.exit_code == 0 and len(json.loads(res.output)["adopt"]["candidates"]) == 5
+    assert res.exit_code == 0 and len(json.loads(res.output)["adopt"]["candidates"]) == 4  # not the text file
     assert files["memo"].exists()
     res = runner.invoke(main, ["--root", root, "reindex", "--adopt", "--json"], catch_exceptions=False)
     body = json.loads(res.output)
-    assert body["adopt"]["adopted"] == 4 and body["adopt"]["failed"] == 1
-    assert res.exit_code == 1  # the text file could not be adopted, and says why
-    failed = [i for i in body["adopt"]["items"] if i["status"] == "failed"]
-    assert failed[0]["path"].endswith("notes.txt") and "PNG, JPEG or WebP" in failed[0]["reason"]
+    assert body["adopt"]["adopted"] == 4 and body["adopt"]["failed"] == 0
+    assert res.exit_code == 0, res.output
+    # the text file can never be adopted: set aside with its reason, not deleted, not retried every night
+    aside = [p for p in body["set_aside"] if p["path"].endswith("notes.txt")]
+    assert len(aside) == 1 and "PNG, JPEG or WebP" in aside[0]["detail"] and aside[0]["repaired"]
     store = Store(fstore.config)
     records = {r.original_filename: r for r in store.index(OWNER).records.values()}
     memo = records["ComfyUI_00042_.png"]
@@ -85,9 +86,14 @@ def test_reindex_adopt_turns_an_old_tree_into_records(fstore, runner):
     for key in ("memo", "bare", "control"):
         assert not files[key].exists()
     assert not files["memo"].with_suffix(".json").exists()
-    assert files["junk"].exists()
+    assert not files["junk"].exists()
+    kept = list((store.layout.root / "quarantine" / "foreign").rglob(files["junk"].name))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"not an image"
+    note = kept[0].with_name(kept[0].name + ".note").read_text()
+    assert "PNG, JPEG or WebP" in note and files["junk"].name in note
     again = adopt.adopt_tree(store)
-    assert [i.status for i in again.items] == ["failed"]  # only the text file is left; nothing twice
+    assert again.items == []  # nothing twice
+    assert fsck.check(store).clean
     assert len(Store(fstore.config).index(OWNER).records) == 4
 
 

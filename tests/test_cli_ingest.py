@@ -119,7 +119,7 @@ def test_big_and_endless_files_are_judged_by_size_and_first_bytes(config, runner
     items = {os.path.basename(i["path"]): i for i in json.loads(res.output)["items"]}
     assert items["a.png"]["status"] == "ingested"
     assert items["huge.png"]["status"] == "skipped" and "upload limit" in items["huge.png"]["reason"]
-    assert items["render.mp4"]["status"] == "skipped" and "not a PNG" in items["render.mp4"]["reason"]
+    assert items["render.mp4"]["status"] == "skipped" and "a FIFO, not a regular file" in items["render.mp4"]["reason"]
 
 
 def test_the_same_file_as_another_kind_is_not_a_duplicate(config, runner, tmp_path):
