@@ -17,6 +17,7 @@ BLOB_BACKENDS = ("", "file", "s3")
 INDEX_BACKENDS = ("", "manifest", "postgres")
 LOG_FORMATS = ("plain", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Config:
     thumb_quality: int = 80
     max_upload_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 64_000_000
+    decode_budget_pixels: int = 64_000_000  # pixels this process may hold decoded at once (casvault.decoding)
     quota_max_bytes: int = 0  # 0 = unlimited
     quota_max_count: int = 0  # 0 = unlimited
     trash_retention_days: int = 30
@@ -103,7 +105,7 @@ class Config:
         self._check_observability()
         if not 16 <= self.thumb_size <= 2048:
             raise ConfigError(f"CASVAULT_THUMB_SIZE must be between 16 and 2048, not {self.thumb_size}")
-        for name in ("max_upload_bytes", "max_pixels", "max_video_bytes"):
+        for name in ("max_upload_bytes", "max_pixels", "max_video_bytes", "decode_budget_pixels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"CASVAULT_{name.upper()} must be positive")
         for name in ("quota_max_bytes", "quota_max_count", "trash_retention_days", "recent_n"):
@@ -136,9 +138,17 @@ class Config:
     def require_secret(self) -> str:
         """The signing secret; in development a random one kept in ``<root>/meta/dev-secret`` (0600).
 
-        Raises ConfigError when production mode has no CASVAULT_SECRET_KEY.
+        Raises ConfigError when production mode has no CASVAULT_SECRET_KEY or
+        one shorter than MIN_SECRET_BYTES.
         """
         if self.secret_key:
+            # NOTE: the secret signs cookies and share-link tokens; a short one
+            # can be guessed offline from a single cookie. Development may use any.
+            if not self.dev and len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"CASVAULT_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes "
+                    "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
+                )
             return self.secret_key
         if not self.dev:
             raise ConfigError("CASVAULT_SECRET_KEY is not set (set it, or CASVAULT_DEV=1 for development)")
