@@ -42,6 +42,7 @@ class Config:
     accel: str = ""  # "nginx" hands /outputs to nginx with X-Accel-Redirect
     outputs_public: bool = False  # /outputs answers anyone, not only the owner and the admin
     watch: bool = False
+    comfy_url: str = ""  # the gallery's "Open in ComfyUI" link (e.g. http://127.0.0.1:8188); empty: no link
     dev: bool = False  # development mode: a missing secret is generated, not an error
     fsync: bool = True
     log_format: str = "plain"  # "json": one JSON object a line (request, job and error logs)

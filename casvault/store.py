@@ -448,6 +448,7 @@ class Store:
             source=source,
             frames=anim.frames if anim else None,
             duration_ms=anim.duration_ms if anim else None,
+            color=thumbs.dominant_color(thumb_bytes) if thumb_bytes is not None else None,
         )
         record: Record = RECORD_TYPES[kind](**common, **fields)
         files = self._stage_files(record, thumb_bytes)

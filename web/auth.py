@@ -15,7 +15,7 @@ from .errors import ApiError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie
-NO_IDENTITY_PATHS = ("/outputs/", "/s/", "/static/", "/favicon.ico", "/robots.txt")
+NO_IDENTITY_PATHS = ("/outputs/", "/s/", "/static/", "/assets/", "/favicon.ico", "/robots.txt")
 
 
 def init_identity(app: Flask) -> None:

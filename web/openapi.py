@@ -13,7 +13,7 @@ from typing import Any
 from casvault.secondary import FACETS
 from casvault.shares import MAX_EXPIRES_IN, MIN_EXPIRES_IN
 
-from .api import BULK_ACTIONS, MAX_BULK_IDS, MAX_PAGE_SIZE, MAX_PREFIX
+from .api import BULK_ACTIONS, LISTING_FILTERS, MAX_BULK_IDS, MAX_FILTER_IDS, MAX_PAGE_SIZE, MAX_PREFIX
 from .archive import MAX_IDS
 
 JSON = "application/json"
@@ -92,6 +92,11 @@ LIST_PARAMS = [
     _q("from_date", DATE, "First day (YYYY-MM-DD, partition time zone; empty: none)"),
     _q("to_date", DATE, "Last day, inclusive"),
 ]
+SINCE_PARAM = _q(
+    "since", {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0}]},
+    "ISO 8601 time: only the first page's records created after it (total is their count, no cursor); "
+    "the gallery polls with it for live updates",
+)
 FILTER_PARAMS = [
     _q("aspect_ratio", {"type": "string"}, "Exact aspect ratio, e.g. 16:9"),
     _q("tag", {"type": "string"}, "Only records with this tag"),
@@ -104,6 +109,24 @@ FILTER_PARAMS = [
        "must match a word by prefix, or within one typo for words of 4 or more characters; case-insensitive"),
     _q("favorite", {"type": "string", "enum": ["", "0", "1", "true", "false"]}, "1: favorites only"),
 ]
+
+
+def _bulk_by_filter(actions: list[str], tags: Schema | None) -> Schema:
+    """A bulk request by filter: every image the listing with these parameters holds, less ``except``."""
+    properties: dict[str, Schema] = {
+        "action": {"type": "string", "enum": actions},
+        "filter": {"type": "object", "additionalProperties": False, "properties": {
+            p["name"]: p["schema"] for p in LIST_PARAMS + FILTER_PARAMS if p["name"] in LISTING_FILTERS
+        }},
+        "except": {"type": "array", "items": {"type": "string"}},
+    }
+    if tags is not None:
+        properties["tags"] = tags
+    return {
+        "description": f"By filter: the whole listing (at most {MAX_FILTER_IDS} images) less the ids in except",
+        "type": "object", "additionalProperties": False, "properties": properties,
+        "required": ["action", "filter", "tags"] if tags is not None else ["action", "filter"],
+    }
 
 
 def _binary(types: tuple[str, ...], description: str) -> Schema:
@@ -124,7 +147,7 @@ def _collection_paths(name: str, what: str) -> dict[str, Schema]:
     paths: dict[str, Schema] = {}
     paths[f"/api/v1/{name}"] = {"get": _op(
         f"List the visitor's {what}s, newest first", {"200": _json(ref("Page"), "One page"), **_errors(400)},
-        params=LIST_PARAMS + (FILTER_PARAMS if name == "images" else []), tag=tag, op_id=f"list_{name}",
+        params=LIST_PARAMS + [SINCE_PARAM] + (FILTER_PARAMS if name == "images" else []), tag=tag, op_id=f"list_{name}",
     )}
     one = f"/api/v1/{name}/{{rid}}"
     paths[one] = {"get": _op(
@@ -424,6 +447,7 @@ def _record_schema() -> Schema:
             "negative_prompt": nullable_str,
             "blake3": nullable_str,
             "source": {"type": "object", "nullable": True},
+            "color": {"type": "string", "pattern": "^#[0-9a-f]{6}$", "description": "Average colour of the thumbnail"},
             "url": {"type": "string"},
             "thumb_url": nullable_str,
             "duplicate_in_trash": {"type": "array", "items": {"type": "string"}},
@@ -503,6 +527,8 @@ def _schemas() -> dict[str, Schema]:
                         "ids": bulk_ids,
                     },
                 },
+                _bulk_by_filter(["tag", "untag"], tags),
+                _bulk_by_filter([a for a in BULK_ACTIONS if a not in ("tag", "untag")], None),
             ],
         },
         "BulkAnswer": {
