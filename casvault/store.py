@@ -19,7 +19,7 @@ from typing import Any, Callable, ContextManager, Iterator
 
 import msgspec
 
-from . import comfy, decoding, faults, media, quota, sidecars, thumbs
+from . import comfy, decoding, faults, media, metrics, quota, sidecars, thumbs
 from .aspect import aspect_ratio
 from .atomic import remove
 from .backends import blob_spec, index_spec, open_blob_store
@@ -351,10 +351,12 @@ class Store:
             # it is published under the user's lock, or dropped on any error.
             staged = self.blobs.stage(data)  # type: ignore[attr-defined]
         try:
-            return self._ingest(data, owner, kind, fields, created, tags, source, make_thumb, staged)
+            result = self._ingest(data, owner, kind, fields, created, tags, source, make_thumb, staged)
         finally:
             if staged is not None:
                 staged.discard()
+        metrics.ingested(kind, len(data), result.new_blob)
+        return result
 
     def _ingest(
         self,

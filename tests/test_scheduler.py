@@ -70,3 +70,8 @@ def test_backup_job_writes_yesterday_and_its_schedule_is_never_silently_ignored(
     result = scheduler.run_job(store, "backup", specs["backup"].options)
     assert result["records"] == 1
     assert (tmp_path / "bk").is_dir() and any(p.name == rec.sha256 for p in (tmp_path / "bk").rglob("*"))
+
+
+def test_the_scheduled_gc_runs_and_is_not_skipped_by_its_own_lock(config):
+    store = Store(config.with_(fsync=False))
+    assert scheduler.run_job(store, "gc", {"grace_hours": 0}) is not None

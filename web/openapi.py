@@ -44,7 +44,8 @@ ERRORS = {
     413: "Too large",
     415: "Not a PNG, JPEG or WebP image",
     500: "Internal error",
-    503: "The user's lock is busy (lock_busy), or the decode budget is full (busy, with Retry-After); retry",
+    503: ("The user's lock is busy (lock_busy), the decode budget is full (busy, with Retry-After), or, for "
+          "/readyz, a part of the store does not answer (not_ready, with checks); retry"),
     507: "Quota exceeded (code quota_exceeded, with usage) or disk full",
 }
 
@@ -358,6 +359,35 @@ def _other_paths() -> dict[str, Schema]:
     }
 
 
+def _ops_paths() -> dict[str, Schema]:
+    """Health, readiness and metrics (web/health.py, web/metrics.py): for load balancers and monitoring."""
+    checks = {"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "error", "timeout"]},
+              "description": "Each part probed: store, and postgres and s3 when configured"}
+    metrics = _op(
+        "Prometheus text format (CASVAULT_METRICS=1; the admin token or a CASVAULT_METRICS_NETWORKS address)",
+        {"200": {"description": "Metrics of every worker", "content": {"text/plain": {"schema": {"type": "string"}}}},
+         **_errors(401, 404)},
+        tag="ops", op_id="metrics",
+    )
+    metrics["security"] = [{"adminToken": []}, {}]  # NOTE: an allowed network needs no token
+    return {
+        "/healthz": {"get": _op(
+            "The process answers (liveness)",
+            {"200": _json({"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}},
+                          "Alive")},
+            tag="ops", op_id="healthz",
+        )},
+        "/readyz": {"get": _op(
+            "The store answers, and PostgreSQL and the bucket when configured, within 1.5 s (readiness)",
+            {"200": _json({"type": "object", "required": ["status", "checks"], "properties": {
+                "status": {"type": "string", "enum": ["ready"]}, "checks": checks}}, "Ready"),
+             **_errors(503)},
+            tag="ops", op_id="readyz",
+        )},
+        "/metrics": {"get": metrics},
+    }
+
+
 def _comfy_paths() -> dict[str, Schema]:
     """The ComfyUI bridge's routes (web/comfy.py)."""
     folder = {"type": "string", "description": "ComfyUI input folder (default: COMFY_INPUT_DIR)"}
@@ -626,7 +656,7 @@ def document() -> dict[str, Any]:
     for name, what in COLLECTIONS.items():
         for path, item in _collection_paths(name, what).items():
             paths.setdefault(path, {}).update(item)
-    for path, item in {**_image_paths(), **_other_paths(), **_comfy_paths()}.items():
+    for path, item in {**_image_paths(), **_other_paths(), **_comfy_paths(), **_ops_paths()}.items():
         paths.setdefault(path, {}).update(item)
     return {
         "openapi": "3.0.3",
