@@ -115,6 +115,30 @@ def merge_users(store: Store, guest: str, member: str, *, dry_run: bool = False,
     return report
 
 
+def hand_over(store: Store, guest: str, member: str, *, lock_timeout: float = 10.0) -> MergeReport:
+    """The sign-up handover: merge ``guest`` into ``member`` under both users' locks, held throughout.
+
+    Run on the first request that carries both identities; a second run
+    (another worker, a retry, the request after a crash) finds the journal
+    and finishes it, or finds nothing left. A guest whose unfinished merge
+    names another member has that merge finished first: it was started
+    with that member's sign-in. Quotas are not applied (nothing is lost).
+    Raises LockBusy (another run holds the locks longer than
+    ``lock_timeout``), StorageError.
+    """
+    _check_pair(guest, member)
+    first, second = sorted((guest, member))
+    with store.locks.user(first, lock_timeout), store.locks.user(second, lock_timeout):
+        journal = journal_path(store, guest)
+        if not journal.is_file() and not _guest_records(store, guest):
+            return MergeReport(guest, member)  # nothing to hand over: no journal is written
+        try:
+            return merge_users(store, guest, member)
+        except Conflict:
+            resume(store, journal)
+            return merge_users(store, guest, member)
+
+
 def resume(store: Store, journal: Path) -> MergeReport:
     """Finish the merge a journal describes."""
     data = _journal_decoder.decode(journal.read_bytes())

@@ -96,6 +96,7 @@ class Store:
         self._mutex = threading.Lock()
         self._recent: tuple[tuple, list[Record]] | None = None
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
+        self.quota = quota.Policy(self.limits, quota.Limits(config.member_quota_max_bytes, config.member_quota_max_count))
 
     # --- opening ------------------------------------------------------------
 
@@ -354,7 +355,7 @@ class Store:
         try:
             with self.locks.user(owner):
                 idx = self.index(owner)
-                quota.check(idx.usage(), self.limits, len(data))
+                quota.check(idx.usage(), self.quota.limits_for(owner), len(data))
                 in_trash = sorted(i for i in idx.by_sha.get(sha, ()) if idx.records[i].status == "trash")
                 faults.point("ingest.before_blob")
                 new_blob = staged.publish() if staged is not None else self.blobs.put(data, sha)
@@ -543,7 +544,7 @@ class Store:
             if src.status != "active":
                 raise Conflict("the source image is in the trash", id=source_id)
             idx = self.index(owner)
-            quota.check(idx.usage(), self.limits, src.bytes)
+            quota.check(idx.usage(), self.quota.limits_for(owner), src.bytes)
             rid = uuid.uuid4().hex
             record = RECORD_TYPES[kind](
                 id=rid,

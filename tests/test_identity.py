@@ -10,7 +10,7 @@ from casvault import identity
 from tests.api_helpers import add_image, visitor
 from tests.conftest import SECRET, user
 
-COOKIE_RE = re.compile(r"anon-[0-9a-f]{32}\.[A-Za-z0-9_-]+")
+COOKIE_RE = re.compile(r"anon-[0-9a-f]{32}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")  # id.timestamp.signature
 
 
 def _set_cookie(resp) -> str | None:

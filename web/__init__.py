@@ -34,10 +34,11 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     init_identity(app)
 
-    from . import admin, api, comfy, gallery, outputs, share
+    from . import admin, api, comfy, gallery, me, outputs, share
 
     app.register_blueprint(api.bp)
     app.register_blueprint(comfy.bp)
+    app.register_blueprint(me.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(outputs.bp)
     app.register_blueprint(gallery.bp)
