@@ -41,7 +41,7 @@ class Config:
     member_jwt_audience: str = ""
     member_auto_claim: bool = True  # hand a guest's history over on the first signed-in request
     trusted_user_header: str = ""  # e.g. X-Forwarded-User, from CASVAULT_TRUSTED_PROXIES only
-    trusted_proxies: str = ""  # CIDRs, comma-separated
+    trusted_proxies: str = ""  # CIDRs, comma-separated; "unix" for a Unix socket
     anon_cookie_max_age: int = 400 * 24 * 3600  # seconds; re-issued (sliding) while the guest visits
     trash_retention_days: int = 30
     recent_n: int = 1000
@@ -114,13 +114,14 @@ class Config:
 
     def _check_identity(self) -> None:
         """Raise ConfigError for member identity settings that would be weak or silently unused."""
-        from .identity import parse_networks
+        from .identity import parse_proxies
 
         if self.member_jwt_secret is not None and len(self.member_jwt_secret.encode()) < 32:
             raise ConfigError("CASVAULT_MEMBER_JWT_SECRET must be at least 32 bytes")
         if self.anon_cookie_max_age < 3600:
             raise ConfigError("CASVAULT_ANON_COOKIE_MAX_AGE must be at least 3600 seconds")
-        if self.trusted_user_header and not parse_networks(self.trusted_proxies):
+        proxies = parse_proxies(self.trusted_proxies)
+        if self.trusted_user_header and not proxies:
             raise ConfigError("CASVAULT_TRUSTED_USER_HEADER needs CASVAULT_TRUSTED_PROXIES (the proxies' addresses)")
         if not self.member_cookie or not self.member_cookie.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"CASVAULT_MEMBER_COOKIE {self.member_cookie!r} is not a valid cookie name")

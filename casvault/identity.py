@@ -9,7 +9,7 @@ a cookie older than CASVAULT_ANON_COOKIE_MAX_AGE and re-issue a fresh one
 
 Members: casvault does not own logins. The site vouches for a member with a
 JWT (:class:`MemberTokens`) or an authenticating proxy's header accepted only
-from trusted addresses (:func:`member_from_header`, :func:`peer_trusted`).
+from trusted addresses (:func:`member_from_header`, :meth:`TrustedProxies.trusts`).
 A member's user id is ``u-<sub>``, validated like every user id.
 """
 
@@ -203,28 +203,42 @@ class MemberTokens:
             return self._file_keys[1]
 
 
-def parse_networks(spec: str) -> tuple[Network, ...]:
-    """CIDRs (comma- or space-separated) of trusted proxies; raises ConfigError on a bad one."""
+@dataclass(frozen=True)
+class TrustedProxies:
+    """The peers allowed to vouch for a member by header: networks, and (``unix``) a Unix socket's peers."""
+
+    networks: tuple[Network, ...] = ()
+    unix: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.networks) or self.unix
+
+    def trusts(self, peer: str | None) -> bool:
+        """True when the socket peer address (as the WSGI server gives it) is a trusted proxy."""
+        if not peer:
+            return self.unix  # NOTE: gunicorn on a Unix socket gives an empty peer address
+        try:
+            addr = ipaddress.ip_address(peer)
+        except ValueError:
+            return self.unix and not any(c in peer for c in ".:")  # a socket path, never a host name
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.networks)
+
+
+def parse_proxies(spec: str) -> TrustedProxies:
+    """CIDRs (comma- or space-separated) of trusted proxies, and ``unix``; raises ConfigError on a bad one."""
     nets = []
+    unix = False
     for part in spec.replace(",", " ").split():
+        if part == "unix":
+            unix = True
+            continue
         try:
             nets.append(ipaddress.ip_network(part, strict=False))
         except ValueError:
-            raise ConfigError(f"CASVAULT_TRUSTED_PROXIES: {part!r} is not an address or CIDR") from None
-    return tuple(nets)
-
-
-def peer_trusted(peer: str | None, networks: tuple[Network, ...]) -> bool:
-    """True when the socket peer address is inside one of the trusted networks."""
-    if not peer or not networks:
-        return False
-    try:
-        addr = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    return any(addr in net for net in networks)
+            raise ConfigError(f"CASVAULT_TRUSTED_PROXIES: {part!r} is not an address, a CIDR or 'unix'") from None
+    return TrustedProxies(tuple(nets), unix)
 
 
 def member_from_header(value: str | None) -> str | None:

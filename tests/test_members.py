@@ -208,6 +208,18 @@ def test_the_trusted_proxy_header_counts_only_from_trusted_addresses(config):
     assert bad.get_json()["kind"] == "guest"
 
 
+def test_a_unix_socket_proxy_is_trusted_only_when_listed(config):
+    from web import create_app
+
+    hdr = {"X-Forwarded-User": "bob"}
+    unix = create_app(config.with_(trusted_user_header="X-Forwarded-User", trusted_proxies="unix")).test_client()
+    assert unix.get("/api/v1/me", headers=hdr, environ_base={"REMOTE_ADDR": ""}).get_json()["kind"] == "member"
+    assert unix.get("/api/v1/me", headers=hdr, environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_json()["kind"] == "guest"
+    cidr = create_app(config.with_(trusted_user_header="X-Forwarded-User", trusted_proxies="127.0.0.1/32")).test_client()
+    assert cidr.get("/api/v1/me", headers=hdr, environ_base={"REMOTE_ADDR": ""}).get_json()["kind"] == "guest"
+    assert cidr.get("/api/v1/me", headers=hdr, environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_json()["kind"] == "member"
+
+
 @pytest.mark.parametrize("env", [
     {"CASVAULT_MEMBER_JWT_SECRET": "short"},
     {"CASVAULT_TRUSTED_USER_HEADER": "X-Forwarded-User"},
@@ -307,6 +319,25 @@ def test_an_unfinished_merge_completes_on_the_next_signed_in_request(mapp, mstor
     faults.reset()
     resp = c.get("/api/v1/images?include=all")
     assert resp.get_json()["total"] == 3 and "anon_id=;" in set_cookies(resp)["anon_id"]
+    assert set(Store(mstore.config).index(MEMBER).records) == set(ids.values())
+    assert not (mstore.layout.root / "meta" / "merges" / f"{guest}.json").exists()
+
+
+def test_an_unfinished_handover_is_completed_by_the_cli(mapp, mstore, monkeypatch, runner):
+    from casvault import faults
+    from cli import main
+
+    guest = user(508)
+    ids = guest_history(mstore, guest)
+    monkeypatch.setenv("CASVAULT_FAULTS", "merge.after_projection=raise@2")
+    faults.reset()
+    assert signed_in(mapp, hs256(), guest).get("/api/v1/me").status_code == 500
+    monkeypatch.delenv("CASVAULT_FAULTS")
+    faults.reset()
+    result = runner.invoke(main, ["--root", str(mstore.layout.root), "users", "merge", guest, MEMBER, "--json"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["moved"] == 4  # the first record was handed over before the crash
     assert set(Store(mstore.config).index(MEMBER).records) == set(ids.values())
     assert not (mstore.layout.root / "meta" / "merges" / f"{guest}.json").exists()
 

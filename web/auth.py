@@ -25,7 +25,7 @@ def init_identity(app: Flask) -> None:
     """Learn who asks: a member first, else a guest (issued on the first visit, re-issued while it ages)."""
     cfg = app.config["CASVAULT"]
     app.extensions["casvault.members"] = identity.MemberTokens.from_config(cfg)
-    app.extensions["casvault.proxies"] = identity.parse_networks(cfg.trusted_proxies)
+    app.extensions["casvault.proxies"] = identity.parse_proxies(cfg.trusted_proxies)
 
     @app.before_request
     def _identify() -> None:
@@ -83,7 +83,7 @@ def _member() -> str | None:
     if cfg.trusted_user_header:
         # NOTE: the socket peer as the WSGI server gives it (no ProxyFix): only
         # the proxy itself may vouch; from anyone else the header is ignored.
-        if identity.peer_trusted(request.remote_addr, current_app.extensions["casvault.proxies"]):
+        if current_app.extensions["casvault.proxies"].trusts(request.remote_addr):
             found = identity.member_from_header(request.headers.get(cfg.trusted_user_header))
             if found:
                 g.member_source = "proxy"
