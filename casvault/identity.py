@@ -140,6 +140,10 @@ class MemberTokens:
             self._jwks_client = jwt.PyJWKClient(jwks, cache_jwk_set=True, lifespan=300, timeout=5)
         elif jwks:
             self._jwks_file = Path(jwks)
+            try:
+                self._file_jwks()
+            except (OSError, ValueError, jwt.PyJWTError) as exc:
+                raise ConfigError(f"CASVAULT_MEMBER_JWKS: cannot read a JWK set from {jwks}: {exc}") from None
 
     @classmethod
     def from_config(cls, config: Any) -> "MemberTokens | None":
@@ -157,6 +161,9 @@ class MemberTokens:
             claims = self.claims(token)
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             log.info("member token refused: %s", exc)
+            return None
+        except OSError as exc:  # the JWKS file went missing: nobody signs in until it is back
+            log.warning("member token not checked: %s", exc)
             return None
         found = member_id(claims.get("sub"))
         if found is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -218,6 +219,28 @@ def test_a_unix_socket_proxy_is_trusted_only_when_listed(config):
     cidr = create_app(config.with_(trusted_user_header="X-Forwarded-User", trusted_proxies="127.0.0.1/32")).test_client()
     assert cidr.get("/api/v1/me", headers=hdr, environ_base={"REMOTE_ADDR": ""}).get_json()["kind"] == "guest"
     assert cidr.get("/api/v1/me", headers=hdr, environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_json()["kind"] == "member"
+
+
+def test_an_unreadable_jwks_file_stops_the_start_and_a_vanished_one_signs_nobody_in(config, tmp_path):
+    from web import create_app
+
+    with pytest.raises(ConfigError):
+        create_app(config.with_(member_jwks=str(tmp_path / "missing.json")))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError):
+        create_app(config.with_(member_jwks=str(tmp_path / "bad.json")))
+    jwks = write_jwks(tmp_path / "keys.json", ("rsa",))
+    c = create_app(config.with_(member_jwks=str(jwks))).test_client()
+    c.set_cookie("casvault_member", signed("rsa", aud=None))
+    assert c.get("/api/v1/me").get_json()["kind"] == "member"
+    write_jwks(jwks, ("ec",))  # key rotation: the file is re-read when it changes
+    os.utime(jwks, (time.time() + 5, time.time() + 5))
+    assert c.get("/api/v1/me").get_json()["kind"] == "guest"
+    c.set_cookie("casvault_member", signed("ec", aud=None))
+    assert c.get("/api/v1/me").get_json()["kind"] == "member"
+    jwks.unlink()
+    resp = c.get("/api/v1/me")
+    assert resp.status_code == 200 and resp.get_json()["kind"] == "guest"
 
 
 @pytest.mark.parametrize("env", [
