@@ -294,6 +294,10 @@ def test_signing_in_hands_the_guest_history_over_once(mapp, mstore):
     # the guest's cookie replayed later finds nothing to move and changes nothing
     c2 = signed_in(mapp, hs256(), guest)
     assert c2.get("/api/v1/images?include=all").get_json()["total"] == 4
+    # a forged guest cookie beside a member is dropped
+    c3 = signed_in(mapp, hs256())
+    c3.set_cookie("anon_id", identity.issue("another-secret", guest)[1])
+    assert "anon_id=;" in set_cookies(c3.get("/api/v1/me"))["anon_id"]
     # the guest id itself now holds nothing
     g = new_client(mapp)
     g.set_cookie("anon_id", identity.issue(SECRET, guest)[1])

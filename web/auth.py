@@ -40,6 +40,8 @@ def init_identity(app: Flask) -> None:
         member = _member()
         if member is not None:
             g.user_id, g.kind = member, "member"
+            # NOTE: a forged or expired guest cookie beside a member has nothing to hand over: drop it.
+            g.clear_guest = guest is None and identity.COOKIE_NAME in request.cookies
             if guest is not None and cfg.member_auto_claim and not request.path.startswith(NO_IDENTITY_PATHS):
                 claim_guest()
             return
