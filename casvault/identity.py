@@ -227,7 +227,7 @@ class TrustedProxies:
         try:
             addr = ipaddress.ip_address(peer)
         except ValueError:
-            return self.unix and not any(c in peer for c in ".:")  # a socket path, never a host name
+            return self.unix and peer.startswith("/")  # a socket path, never a host name
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
             addr = addr.ipv4_mapped
         return any(addr in net for net in self.networks)
