@@ -17,6 +17,7 @@ from itsdangerous import Signer, TimestampSigner
 from casvault import identity
 from casvault.config import Config
 from casvault.errors import ConfigError
+from casvault.index import Query
 from casvault.store import Store
 from tests.api_helpers import ADMIN, add_image, error_code, new_client
 from tests.conftest import INGEST_TOKEN, SECRET, make_png, user
@@ -24,6 +25,7 @@ from tests.jwt_helpers import (AUDIENCE, ISSUER, MEMBER_SECRET, forged_tokens, h
                                write_jwks)
 
 MEMBER = "u-alice"
+pytest_plugins = ("tests.services",)
 
 
 @pytest.fixture
@@ -367,6 +369,23 @@ def test_an_unfinished_handover_is_completed_by_the_cli(mapp, mstore, monkeypatc
     assert json.loads(result.output)["moved"] == 4  # the first record was handed over before the crash
     assert set(Store(mstore.config).index(MEMBER).records) == set(ids.values())
     assert not (mstore.layout.root / "meta" / "merges" / f"{guest}.json").exists()
+
+
+def test_the_handover_in_the_shared_deployment_with_postgresql(tmp_path, pg_dsn):
+    from web import create_app
+
+    cfg = Config(root=tmp_path / "pgroot", secret_key=SECRET, fsync=False, thumb_size=64, index_backend="postgres",
+                 pg_dsn=pg_dsn, member_jwt_secret=MEMBER_SECRET, member_jwt_audience=AUDIENCE)
+    store = Store(cfg)
+    guest = user(509)
+    ids = guest_history(store, guest)
+    c = signed_in(create_app(cfg), hs256(), guest)
+    assert c.get("/api/v1/images?include=all").get_json()["total"] == 3
+    assert {i["id"] for i in c.get("/api/v1/inputs").get_json()["items"]} == {ids["i"]}
+    fresh = Store(cfg)
+    assert fresh.record_index is not None
+    assert fresh.list(MEMBER, Query(kind="generated", include="all")).total == 3
+    assert fresh.usage(guest).count == 0 and fresh.usage(MEMBER).count == 5
 
 
 # --- quotas ------------------------------------------------------------------------------
