@@ -318,12 +318,33 @@ def test_claim_does_it_explicitly(config, mstore):
     assert resp.get_json()["total"] == 0 and "anon_id" not in set_cookies(resp)
     resp = c.post("/api/v1/me/claim")
     assert resp.status_code == 200, resp.get_json()
-    assert resp.get_json() == {"user_id": MEMBER, "kind": "member", "claimed": guest, "moved": 5, "trash": 1}
+    assert resp.get_json() == {"user_id": MEMBER, "kind": "member", "claimed": guest, "moved": 5, "trash": 1,
+                               "complete": True}
     assert "anon_id=;" in set_cookies(resp)["anon_id"]
     assert c.get("/api/v1/images?include=all").get_json()["total"] == 3
     again = c.post("/api/v1/me/claim").get_json()
     assert again["claimed"] is None and again["moved"] == 0
     assert set(ids.values()) == set(Store(config).index(MEMBER).records)
+
+
+def test_a_big_history_is_handed_over_in_slices_over_several_requests(mapp, mstore, monkeypatch):
+    from web import auth
+
+    guest = user(510)
+    ids = guest_history(mstore, guest)
+    monkeypatch.setattr(auth, "HANDOVER_SECONDS", 0.0)  # every request moves one record, then stops
+    c = signed_in(mapp, hs256(), guest)
+    seen = []
+    for _ in range(4):
+        resp = c.get("/api/v1/me")
+        assert "anon_id" not in set_cookies(resp)  # not done: the guest cookie stays
+        seen.append(len(Store(mstore.config).index(MEMBER).records))
+    assert seen == [1, 2, 3, 4]
+    assert (mstore.layout.root / "meta" / "merges" / f"{guest}.json").exists()
+    resp = c.post("/api/v1/me/claim")
+    assert resp.get_json()["complete"] is True and "anon_id=;" in set_cookies(resp)["anon_id"]
+    assert set(Store(mstore.config).index(MEMBER).records) == set(ids.values())
+    assert not (mstore.layout.root / "meta" / "merges" / f"{guest}.json").exists()
 
 
 def test_claim_needs_a_member(mapp):

@@ -19,6 +19,10 @@ from .ext import get_store
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 NO_IDENTITY_PATHS = ("/outputs/", "/s/", "/static/", "/favicon.ico", "/robots.txt")
+# NOTE: a request moves a guest's history for at most this long (about 150
+# records a second with fsync); a bigger history goes over the next requests,
+# far inside gunicorn's timeout.
+HANDOVER_SECONDS = 5.0
 
 
 def init_identity(app: Flask) -> None:
@@ -110,7 +114,9 @@ def claim_guest() -> MergeReport | None:
 
     Returns the merge report, or None when there is no guest cookie or
     another worker is doing the same handover right now (this request then
-    sees the member's namespace as it is, and a later one finishes).
+    sees the member's namespace as it is, and a later one finishes). A
+    history too big for one request's slice keeps the guest cookie, so the
+    next request carries on (``report.complete`` is False).
     """
     if g.get("handover") is not None:
         return g.handover
@@ -118,12 +124,12 @@ def claim_guest() -> MergeReport | None:
     if guest is None or g.get("kind") != "member":
         return None
     try:
-        report = hand_over(get_store(), guest, g.user_id)
+        report = hand_over(get_store(), guest, g.user_id, seconds=HANDOVER_SECONDS)
     except LockBusy:
         current_app.logger.warning("handover of %s to %s is running elsewhere; not waiting", guest, g.user_id)
         return None
     g.handover = report
-    g.clear_guest = True
+    g.clear_guest = report.complete
     return report
 
 

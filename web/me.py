@@ -29,7 +29,11 @@ def me():
 
 @bp.post("/me/claim")
 def claim():
-    """Move the guest cookie's history (images, inputs, controls, trash) to the signed-in member, once."""
+    """Move the guest cookie's history (images, inputs, controls, trash) to the signed-in member, once.
+
+    A history too big for one request answers ``complete: false`` and keeps
+    the guest cookie: post again to carry on.
+    """
     if current_kind() != "member":
         raise ApiError(401, "unauthorized", "sign in as a member first: no valid member token was sent")
     guest = g.get("guest_id")
@@ -42,4 +46,5 @@ def claim():
         claimed=guest,
         moved=(report.moved + report.finished) if report else 0,
         trash=report.trash if report else 0,
+        complete=report.complete if report else True,
     )

@@ -301,9 +301,10 @@ def _me_paths() -> dict[str, Schema]:
         )},
         "/api/v1/me/claim": {"post": _op(
             "Move the guest cookie's history to the signed-in member (once; clears the guest cookie)",
-            {"200": _json({"type": "object", "required": ["user_id", "kind", "claimed", "moved", "trash"], "properties": {
+            {"200": _json({"type": "object", "required": ["user_id", "kind", "claimed", "moved", "trash", "complete"], "properties": {
                 **who, "claimed": {"type": "string", "nullable": True, "description": "The guest id handed over"},
-                "moved": {"type": "integer", "minimum": 0}, "trash": {"type": "integer", "minimum": 0}}},
+                "moved": {"type": "integer", "minimum": 0}, "trash": {"type": "integer", "minimum": 0},
+                "complete": {"type": "boolean", "description": "false: a big history; post again to carry on"}}},
                 "What was handed over (claimed null: no guest cookie)"),
              **_errors(401, 503)},
             body=_json_body({"type": "object", "additionalProperties": False}, required=False),
