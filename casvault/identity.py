@@ -206,6 +206,8 @@ class MemberTokens:
         with self._mutex:
             if self._file_keys is None or self._file_keys[0] != mtime:
                 data = json.loads(self._jwks_file.read_bytes()[:1_000_000])
+                if any(isinstance(k, dict) and "d" in k for k in data.get("keys", ())):
+                    raise ValueError("the JWK set holds a private key: publish only the public keys")
                 self._file_keys = (mtime, jwt.PyJWKSet.from_dict(data))
             return self._file_keys[1]
 

@@ -231,6 +231,13 @@ def test_an_unreadable_jwks_file_stops_the_start_and_a_vanished_one_signs_nobody
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ConfigError):
         create_app(config.with_(member_jwks=str(tmp_path / "bad.json")))
+    private = tmp_path / "private.json"
+    import jwt
+    from tests.jwt_helpers import private_key
+
+    private.write_text(json.dumps({"keys": [jwt.algorithms.RSAAlgorithm.to_jwk(private_key("rsa"), as_dict=True)]}))
+    with pytest.raises(ConfigError, match="private key"):
+        create_app(config.with_(member_jwks=str(private)))
     jwks = write_jwks(tmp_path / "keys.json", ("rsa",))
     c = create_app(config.with_(member_jwks=str(jwks))).test_client()
     c.set_cookie("casvault_member", signed("rsa", aud=None))
