@@ -98,6 +98,30 @@ def test_a_bearer_token_signs_in_on_visitor_routes_and_needs_no_csrf_header(mapp
     assert c2.post("/api/v1/inputs/upload", data={"file": (io.BytesIO(make_png(seed=5)), "b.png")}).status_code == 403
 
 
+def test_a_member_goes_everywhere_a_guest_goes(mapp, mstore):
+    """Listing, one record, tags, bulk, trash, ZIP, share link, inputs copy, quota and /outputs, as u-alice."""
+    a = add_image(mstore, MEMBER, seed=21)
+    b = add_image(mstore, MEMBER, seed=22)
+    stranger = add_image(mstore, user(520), seed=23)
+    c = signed_in(mapp, hs256())
+    assert c.get(f"/api/v1/images/{a.id}").get_json()["owner"] == MEMBER
+    assert c.get(f"/api/v1/images/{stranger.id}").status_code == 404
+    assert c.patch(f"/api/v1/images/{a.id}", json={"tags": ["kept"]}).get_json()["tags"] == ["kept"]
+    bulk = c.post("/api/v1/images/bulk", json={"action": "favorite", "ids": [a.id, b.id]}).get_json()
+    assert [r["ok"] for r in bulk["results"]] == [True, True]
+    zipped = c.get(f"/api/v1/images/download.zip?ids={a.id},{b.id}")
+    assert zipped.status_code == 200 and zipped.data[:2] == b"PK"
+    share = c.post(f"/api/v1/images/{a.id}/share", json={})
+    assert share.status_code == 201
+    assert mapp.test_client().get(share.get_json()["url"]).status_code == 200  # opens without any cookie
+    copied = c.post("/api/v1/inputs/copy", json={"image_id": b.id})
+    assert copied.status_code == 201 and copied.get_json()["owner"] == MEMBER
+    assert c.post(f"/api/v1/images/{b.id}/delete").get_json()["status"] == "trash"
+    assert c.get("/api/v1/quota").get_json()["usage"]["count"] == 3
+    url = c.get(f"/api/v1/images/{a.id}").get_json()["url"]
+    assert url.startswith(f"/outputs/users/{MEMBER}/") and c.get(url).status_code == 200
+
+
 def test_the_pipeline_and_admin_bearer_tokens_are_not_member_tokens(mapp, mstore):
     c = mapp.test_client()
     resp = c.post("/api/v1/ingest", headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
