@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
 
 export CASVAULT_ROOT ?= ./data
+# gunicorn's address (read by ops/gunicorn.conf.py)
+export CASVAULT_BIND ?= 127.0.0.1:8000
 
 .PHONY: serve test bench soak clean
 

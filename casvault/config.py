@@ -46,6 +46,7 @@ class Config:
     trash_retention_days: int = 30
     recent_n: int = 1000
     accel: str = ""  # "nginx" hands /outputs to nginx with X-Accel-Redirect
+    outputs_public: bool = False  # /outputs answers anyone, not only the owner and the admin
     watch: bool = False
     dev: bool = False  # development mode: a missing secret is generated, not an error
     fsync: bool = True
@@ -58,6 +59,12 @@ class Config:
     s3_prefix: str = ""
     pg_dsn: str = ""  # libpq connection string; a password is better kept in PGPASSWORD or ~/.pgpass
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # NOTE: the root is made absolute once, here, where every Config is
+        # made: nothing below depends on the working directory (Flask's
+        # send_file resolves a relative path against the app's package).
+        object.__setattr__(self, "root", Path(os.path.abspath(os.fspath(self.root))))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Config":

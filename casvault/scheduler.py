@@ -1,4 +1,4 @@
-"""The periodic jobs (purge-trash, gc, thumbnails, scrub) and an APScheduler runner for them.
+"""The periodic jobs (purge-trash, gc, thumbnails, scrub, backup) and an APScheduler runner for them.
 
 Each job runs under the store's job lock of its name, the same lock the
 CLI commands take, so two schedulers (or a scheduler and a cron run) never
@@ -11,7 +11,11 @@ Schedules come from a TOML file (``ops/scheduler.toml``)::
     grace_hours = 24
 
 or from ``CASVAULT_SCHEDULE_<JOB>`` (``PURGE_TRASH``, ``GC``, ``THUMBNAILS``,
-``SCRUB``), which wins: a crontab expression, ``every <N>s`` or ``off``.
+``SCRUB``, ``BACKUP``), which wins: a crontab expression, ``every <N>s`` or ``off``.
+
+The backup job writes yesterday's partition (``days = N``: the last N days)
+into its ``out`` folder; it runs only when ``out`` is set, and asking for it
+without one is an error, not a silent no-op.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -35,6 +40,7 @@ DEFAULT_SCHEDULE = {
     "gc": "45 3 * * *",
     "thumbnails": "*/30 * * * *",
     "scrub": "30 4 * * 0",
+    "backup": "30 5 * * *",
 }
 EVERY_RE = re.compile(r"every\s+(\d+)\s*s")
 
@@ -65,12 +71,22 @@ def _run_scrub(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:
     return {"clean": report.clean, "problems": len(report.problems), "checked": report.checked}
 
 
+def _run_backup(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:
+    from . import backup
+
+    today = datetime.now(store.layout.tz).date()
+    first = today - timedelta(days=int(opts.get("days", 1)))
+    last = today - timedelta(days=1)
+    return backup.backup(store, Path(opts["out"]), first.isoformat(), last.isoformat()).as_dict()
+
+
 JOBS: dict[str, tuple[str, Callable[[Store, Mapping[str, Any]], dict[str, Any]]]] = {
     # job name → (lock name, runner); the lock names are the CLI commands' own
     "purge-trash": ("purge-trash", _run_purge),
     "gc": ("gc", _run_gc),
     "thumbnails": ("thumbnails", _run_thumbnails),
     "scrub": ("fsck", _run_scrub),
+    "backup": ("backup", _run_backup),
 }
 
 
@@ -139,6 +155,11 @@ def load_schedule(path: Path | None = None, env: Mapping[str, str] | None = None
         when = env.get("CASVAULT_SCHEDULE_" + name.upper().replace("-", "_")) or when or DEFAULT_SCHEDULE[name]
         if not enabled or when.strip().lower() == "off":
             continue
+        if name == "backup" and not section.get("out"):
+            if env.get("CASVAULT_SCHEDULE_BACKUP") or "backup" in table:
+                raise ConfigError('the backup job needs its folder: out = "/backup/casvault" under [jobs.backup]'
+                                  + (f" in {path}" if path else " in a schedule file (--config)"))
+            continue  # no folder, not asked for: no backup job
         cron, every = _parse_when(name, when)
         specs.append(JobSpec(name, cron, every, section))
     return specs

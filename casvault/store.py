@@ -81,7 +81,11 @@ class Store:
         self.config = config
         root = Path(config.root)
         if not create and not (root / "casvault.json").is_file():
-            raise NotFound(f"no casvault store at {root} (casvault.json missing)", root=str(root))
+            raise NotFound(
+                f"no casvault store at {root} (casvault.json missing): run `casvault init` to create one, "
+                "or `casvault restore BACKUP`",
+                root=str(root),
+            )
         meta = self._open_meta(root, config, create)
         self.format = meta["format"]
         self.link_mode = meta["link_mode"]
@@ -99,6 +103,31 @@ class Store:
         self.quota = quota.Policy(self.limits, quota.Limits(config.member_quota_max_bytes, config.member_quota_max_count))
 
     # --- opening ------------------------------------------------------------
+
+    @classmethod
+    def init(cls, config: Config, *, partition_tz: str | None = None,
+             link_mode: str | None = None) -> tuple["Store", bool]:
+        """Create the store at ``config.root`` with these settings, or open it if it exists: (store, created).
+
+        Raises Conflict when an existing store was created with another
+        partition time zone or link mode (both are fixed at creation).
+        """
+        root = Path(config.root)
+        if (root / "casvault.json").is_file():
+            meta = _meta_decoder.decode((root / "casvault.json").read_bytes())
+            tz = meta.get("partition_tz", "UTC")
+            if partition_tz is not None and partition_tz != tz:
+                raise Conflict(f"the store at {root} has partition time zone {tz}, not {partition_tz} "
+                               "(fixed when the store was created)", root=str(root))
+            modes = {meta.get("link_setting"), meta.get("link_mode")}
+            if link_mode is not None and link_mode not in modes:
+                raise Conflict(f"the store at {root} has link mode {meta.get('link_setting') or meta.get('link_mode')}, "
+                               f"not {link_mode} (fixed when the store was created)", root=str(root))
+            return cls(config, create=False), False
+        settings = {"partition_tz": partition_tz, "link_mode": link_mode}
+        config = config.with_(**{k: v for k, v in settings.items() if v is not None})
+        config.check()
+        return cls(config, create=True), True
 
     @staticmethod
     def _open_meta(root: Path, config: Config, create: bool) -> dict[str, Any]:

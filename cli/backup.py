@@ -17,6 +17,7 @@ from .common import (
     emit,
     human_bytes,
     json_option,
+    known_users,
     progress_for,
     quiet_option,
     store_from_ctx,
@@ -24,8 +25,8 @@ from .common import (
 
 
 @click.command("backup")
-@day_option("--from", "First day (YYYY-MM-DD, partition time zone).")
-@day_option("--to", "Last day, inclusive.")
+@day_option("--from", "First day (YYYY-MM-DD, partition time zone).", required=True)
+@day_option("--to", "Last day, inclusive.", required=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Backup folder.")
 @click.option("--user", default=None, help="Only this user.")
 @json_option
@@ -40,11 +41,10 @@ def backup_cmd(ctx: click.Context, out: Path, user: str | None, as_json: bool, q
 
     Example: casvault backup --from 2026-11-01 --to 2026-11-30 --out /backup/casvault
     """
-    if days["from"] is None or days["to"] is None:
-        raise click.UsageError("--from and --to are required")
     if user is not None and not is_user_id(user):
         raise click.BadParameter("must be anon-<32 hex> or u-...", param_hint="--user")
     store = store_from_ctx(ctx)
+    known_users(store, [user] if user else None)
     result = backups.backup(store, out, day_str(days["from"]), day_str(days["to"]), user, progress_for(quiet))
     emit(as_json, result.as_dict(), lambda: [
         *(f"{d['day']}: {d['records']} records, {d['new_blobs']} new blobs, archive {d['archive']}" for d in result.days),

@@ -1,7 +1,8 @@
 """Shared pieces of the maintenance commands: options, store opening, output, progress.
 
 Every report takes ``--json``; long work shows a progress bar on stderr that
-``--quiet`` silences and that stays off when stdout is not a terminal; every
+``--quiet`` silences (the summary is still printed) and that stays off when
+stdout is not a terminal; every
 destructive command takes ``--dry-run``. Core errors become one-line
 ``click.ClickException`` messages with a non-zero exit.
 """
@@ -36,8 +37,8 @@ def json_option(f: F) -> F:
 
 
 def quiet_option(f: F) -> F:
-    """``--quiet``: no progress bar and no text summary."""
-    return click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(f)
+    """``--quiet``: no progress bar (the summary is still printed)."""
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bar (the summary is still printed).")(f)
 
 
 def dry_run_option(f: F) -> F:
@@ -45,9 +46,12 @@ def dry_run_option(f: F) -> F:
     return click.option("--dry-run", is_flag=True, help="Report what would be done; change nothing.")(f)
 
 
-def day_option(name: str, help: str) -> Callable[[F], F]:
-    """A ``YYYY-MM-DD`` option, checked by Click."""
-    return click.option(name, type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help=help)
+def day_option(name: str, help: str, required: bool = False) -> Callable[[F], F]:
+    """A ``YYYY-MM-DD`` option, checked by Click (``required`` marks it so in the help)."""
+    # NOTE: click 8.5 does not enforce ``required`` on an option given an
+    # explicit ``default=None``, so a required one gets no default at all.
+    extra: dict[str, Any] = {"required": True} if required else {"default": None}
+    return click.option(name, type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD", help=help, **extra)
 
 
 def day_str(value: datetime | None) -> str | None:
@@ -91,6 +95,13 @@ def store_from_ctx(ctx: click.Context, **overrides: Any) -> Store:
         raise click.ClickException(f"cannot open the store at {config.root}: {exc.strerror or exc}") from None
 
 
+def known_users(store: Store, owners: Iterable[str] | None) -> None:
+    """Refuse (one line, exit 1) user ids the store has never seen: a typo must not look like "nothing to do"."""
+    unknown = sorted(set(owners or ()) - set(store.users()))
+    if unknown:
+        raise click.ClickException(f"no such user in {store.layout.root}: {', '.join(unknown)}")
+
+
 def show_progress(quiet: bool) -> bool:
     """True when a progress bar should be drawn."""
     return not quiet and sys.stdout.isatty()
@@ -109,11 +120,14 @@ def progress_for(quiet: bool) -> Callable[[Iterable[T], int | None, str], Iterab
 
 
 def emit(as_json: bool, data: Any, text: Callable[[], Iterable[str]] | None = None, quiet: bool = False) -> None:
-    """Print a report: JSON, or the text lines (nothing with ``--quiet``)."""
+    """Print a report: JSON, or the text lines (``--quiet`` too: it silences only the progress bar)."""
+    # NOTE: ``quiet`` is accepted, and ignored, so that every command can pass
+    # its flag through; the summary line is what cron mails and scripts read.
+    del quiet
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
         return
-    if quiet or text is None:
+    if text is None:
         return
     for line in text():
         click.echo(line)

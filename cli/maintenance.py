@@ -25,6 +25,7 @@ from .common import (
     emit,
     human_bytes,
     json_option,
+    known_users,
     progress_for,
     quiet_option,
     store_from_ctx,
@@ -172,6 +173,7 @@ def thumbnails(ctx: click.Context, force: bool, users: tuple[str, ...], since, j
     """
     owners = _users(users)
     store = store_from_ctx(ctx)
+    known_users(store, owners)
     lo = store.day_bounds(day_str(since), None)[0] if since else None
     with store.locks.job("thumbnails"):
         result = thumbjob.regenerate(store, force=force, owners=owners, since=lo, jobs=jobs,
@@ -203,6 +205,13 @@ def quota_report(ctx: click.Context, over: float | None, as_json: bool) -> None:
     rows = reports.quota_report(store, over)
 
     def text():
+        if over is not None and not (store.limits.max_bytes or store.limits.max_count):
+            yield (f"no quota limits are set (CASVAULT_QUOTA_MAX_BYTES, CASVAULT_QUOTA_MAX_COUNT): "
+                   f"no user can be over {over:g}%")
+            return
+        if not rows:
+            yield "no users" + (f" at or over {over:g}%" if over is not None else "")
+            return
         yield f"{'user':<40} {'images':>7} {'bytes':>11} {'trash':>6} {'trash bytes':>11} {'used':>7}"
         for r in rows:
             pct = "-" if r["percent"] is None else f"{r['percent']:.1f}%"

@@ -21,7 +21,7 @@ from .common import core_errors, json_option, store_from_ctx
 @click.pass_context
 @core_errors
 def scheduler_cmd(ctx: click.Context, config_path: Path | None, list_only: bool, as_json: bool) -> None:
-    """Run purge-trash, gc, thumbnails and a scrub on their schedules until stopped.
+    """Run purge-trash, gc, thumbnails, a scrub and the backup (when its folder is set) until stopped.
 
     Schedules: the TOML file, overridden by CASVAULT_SCHEDULE_<JOB> (a
     crontab expression, "every Ns" or "off"). Each job takes its lock, so
@@ -38,7 +38,9 @@ def scheduler_cmd(ctx: click.Context, config_path: Path | None, list_only: bool,
             click.echo(json.dumps(rows, indent=2))
         else:
             for r in rows:
-                click.echo(f"{r['job']:<12} {r['cron'] or 'every %ss' % r['every']}  {r['options'] or ''}")
+                when = f"cron {r['cron']}" if r["cron"] else f"every {r['every']} s"
+                options = ", ".join(f"{k}={v}" for k, v in r["options"].items())
+                click.echo(f"{r['job']:<12} {when:<22} {options}".rstrip())
         return
     store = store_from_ctx(ctx)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

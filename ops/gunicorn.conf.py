@@ -24,5 +24,22 @@ max_requests_jitter = 200
 accesslog = os.environ.get("CASVAULT_ACCESS_LOG", "-") or None  # empty: no access log
 errorlog = "-"
 loglevel = os.environ.get("CASVAULT_LOG_LEVEL", "info")
-# Fail fast in the master on a bad configuration (missing secret, bad root).
+# The app is built in each worker (preload would share one store's open
+# files and threads across fork); the configuration is checked once in the
+# master instead, by on_starting below.
 preload_app = False
+
+
+def on_starting(server) -> None:
+    """Refuse to start, with one line and exit 1, on a bad configuration (e.g. no production secret)."""
+    from casvault.config import Config
+    from casvault.errors import ConfigError
+
+    try:
+        config = Config.from_env()
+        if not config.dev:
+            config.require_secret()
+    except ConfigError as exc:
+        # NOTE: gunicorn prints a RuntimeError raised here as one "Error:" line
+        # and exits 1, before any worker starts (no traceback per worker).
+        raise RuntimeError(f"casvault: {exc.message}") from None

@@ -18,6 +18,15 @@ def new_client(app):
     return c
 
 
+def owner_client(app, owner: str):
+    """A test client whose signed ``anon_id`` cookie names ``owner``."""
+    from casvault import identity
+
+    c = new_client(app)
+    c.set_cookie(identity.COOKIE_NAME, identity.issue(app.config["SECRET_KEY"], owner)[1])
+    return c
+
+
 def visitor(client) -> str:
     """The guest id the server gave this client (issuing one on the first call)."""
     cookie = client.get_cookie("anon_id")

@@ -15,7 +15,9 @@ from casvault.config import Config
 from casvault.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("CASVAULT_CORPUS", ROOT.parent / "shared" / "corpus" / "comfyui"))
+# The real ComfyUI PNGs live in the repository (tests/data/comfyui, with their licence);
+# CASVAULT_CORPUS may point elsewhere.
+CORPUS = Path(os.environ.get("CASVAULT_CORPUS") or ROOT / "tests" / "data" / "comfyui")
 REQUIRE_ALL = os.environ.get("CASVAULT_TEST_REQUIRE_ALL") == "1"
 INGEST_TOKEN = "test-ingest-token"
 ADMIN_TOKEN = "test-admin-token"

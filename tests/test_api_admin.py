@@ -140,6 +140,21 @@ def test_admin_purge_trash_by_age(client, store, monkeypatch):
         assert resp.status_code == 400 and error_code(resp) == "bad_request"
 
 
+def test_admin_purge_trash_dry_run_lists_and_changes_nothing(client, store):
+    rec = add_image(store, user(1), seed=4)
+    store.trash(rec.owner, rec.id)
+    sidecar = store.layout.paths(rec, trashed=True)[1]
+    dry = client.post("/api/v1/admin/purge-trash", headers=ADMIN, json={"older_than_days": 0, "dry_run": True})
+    assert dry.status_code == 200
+    body = dry.get_json()
+    assert body["dry_run"] is True and [p["id"] for p in body["purged"]] == [rec.id] and body["count"] == 1
+    assert sidecar.exists() and store.get(user(1), rec.id).status == "trash"
+    bad = client.post("/api/v1/admin/purge-trash", headers=ADMIN, json={"dry_run": "yes"})
+    assert bad.status_code == 400 and error_code(bad) == "bad_request"
+    real = client.post("/api/v1/admin/purge-trash", headers=ADMIN, json={"older_than_days": 0}).get_json()
+    assert real["dry_run"] is False and real["count"] == 1 and not sidecar.exists()
+
+
 def test_admin_purge_trash_answers_what_it_purged_when_one_record_fails(client, store, monkeypatch):
     from casvault import faults
 

@@ -1,4 +1,5 @@
-"""ops/: every job line of the crontab and every systemd ExecStart is a valid casvault command."""
+"""ops/: every job line of the crontab and every systemd ExecStart is a valid casvault command;
+crontab, timers and scheduler run the same jobs (backup included) over one root."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def crontab_commands() -> list[list[str]]:
         command = line.split(None, 5)[5]
         command = re.sub(r'"\$\(date [^)]*\)"', "2026-11-27", command).replace("\\%", "%")
         for part in command.split("||"):
-            words = shlex.split(part)
+            words = [w for w in shlex.split(part) if not w.startswith(">")]  # output redirections
             if words[0] == "casvault":
                 commands.append(words[1:])
     return commands
@@ -51,6 +52,9 @@ def systemd_commands() -> list[tuple[str, list[str]]]:
         parser.optionxform = str
         parser.read(unit)
         words = shlex.split(parser["Service"]["ExecStart"])
+        if words[:2] == ["/bin/sh", "-c"]:  # a shell line, for the date arithmetic
+            line = re.sub(r'"\$\(date [^)]*\)"', "2026-11-27", words[2]).replace("%%", "%")
+            words = shlex.split(line)[1:] if line.startswith("exec ") else shlex.split(line)
         if words[0].endswith("/casvault"):
             found.append((unit.name, words[1:]))
     return found
@@ -68,7 +72,7 @@ def test_crontab_line_parses(argv):
 
 def test_every_timer_has_its_service():
     timers = {p.stem for p in (OPS / "systemd").glob("*.timer")}
-    assert timers == {"casvault-purge-trash", "casvault-gc", "casvault-thumbnails", "casvault-scrub"}
+    assert timers == {"casvault-purge-trash", "casvault-gc", "casvault-thumbnails", "casvault-scrub", "casvault-backup"}
     for name in timers:
         assert (OPS / "systemd" / f"{name}.service").is_file()
     assert "gunicorn -c ops/gunicorn.conf.py" in (OPS / "systemd" / "casvault.service").read_text()
@@ -77,3 +81,31 @@ def test_every_timer_has_its_service():
 @pytest.mark.parametrize(("unit", "argv"), systemd_commands(), ids=lambda x: x if isinstance(x, str) else "")
 def test_systemd_exec_start_parses(unit, argv):
     parse(argv)
+
+
+def test_one_root_and_the_same_jobs_everywhere():
+    """nginx, systemd, cron and the scheduler name one root, and each runs every job the README lists."""
+    from casvault import scheduler
+
+    root = "/srv/casvault/data"
+    texts = {p.relative_to(OPS).as_posix(): p.read_text() for p in OPS.rglob("*") if p.is_file()}
+    for name, text in texts.items():
+        for found in re.findall(r"/srv/casvault/[\w./-]*", text):
+            assert found.startswith(root), (name, found)
+    assert "CASVAULT_ROOT=/srv/casvault/data" in texts["crontab"]
+    for name, text in texts.items():
+        if name.startswith("systemd/") and name.endswith(".service"):
+            assert "Environment=CASVAULT_ROOT=/srv/casvault/data" in text, name
+    assert "alias /srv/casvault/data/blobs/sha256/;" in texts["nginx.conf"]
+    jobs = {"purge-trash", "gc", "thumbnails", "fsck", "backup"}
+    assert {c[0] for c in crontab_commands()} == jobs
+    assert {argv[0] for _, argv in systemd_commands()} == jobs | {"scheduler"}
+    specs = {s.name: s for s in scheduler.load_schedule(OPS / "scheduler.toml", env={})}
+    assert set(specs) == {"purge-trash", "gc", "thumbnails", "scrub", "backup"}
+    # the same times in the three: thumbnails every 30 minutes, backup nightly at 05:30
+    assert specs["thumbnails"].cron == "*/30 * * * *" and "*/30 * * * * casvault thumbnails" in texts["crontab"]
+    assert "OnCalendar=*:0/30" in texts["systemd/casvault-thumbnails.timer"]
+    assert specs["backup"].cron == "30 5 * * *" and "30 5 * * *   casvault backup" in texts["crontab"]
+    assert "OnCalendar=*-*-* 05:30:00" in texts["systemd/casvault-backup.timer"]
+    readme = (ROOT / "README.md").read_text()
+    assert "`thumbnails` every 30 minutes" in readme and "hourly" not in readme

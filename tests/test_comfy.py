@@ -20,10 +20,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from casvault.comfy import ComfyMeta, Lora, extract, read_png_text, summarize, workflow_json
 
-CORPUS = Path(
-    os.environ.get("CASVAULT_CORPUS")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "comfyui"
-)
+CORPUS = Path(os.environ.get("CASVAULT_CORPUS") or Path(__file__).resolve().parent / "data" / "comfyui")
 
 
 @pytest.fixture(scope="module")

@@ -51,3 +51,11 @@ def test_dev_secret_is_random_per_root_and_kept(tmp_path):
     assert len(first) == 64 and a.require_secret() == first
     assert stat.S_IMODE(os.stat(tmp_path / "a" / "meta" / "dev-secret").st_mode) == 0o600
     assert Config(root=tmp_path / "b", dev=True).require_secret() != first
+
+
+def test_a_relative_root_is_made_absolute_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for cfg in (Config(), Config.from_env({"CASVAULT_ROOT": "./data"}), Config().with_(root="sub/../data")):
+        assert cfg.root == tmp_path / "data" and cfg.root.is_absolute()
+    monkeypatch.chdir("/")
+    assert Config.from_env({"CASVAULT_ROOT": str(tmp_path / "x")}).root == tmp_path / "x"

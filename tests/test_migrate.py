@@ -166,13 +166,14 @@ def test_migrate_catch_up_verify_and_switch(old: Store, config: Config, runner, 
     # the web app redirects /outputs originals to presigned S3 URLs; thumbnails stay local
     from web import create_app
 
-    client = create_app(config).test_client()
+    client = create_app(config.with_(admin_token="migrate-admin")).test_client()
+    admin = {"Authorization": "Bearer migrate-admin"}  # /outputs answers the owner or the admin
     image, _, _ = new.layout.paths(record)
-    resp = client.get(new.layout.rel_url(image))
+    resp = client.get(new.layout.rel_url(image), headers=admin)
     assert resp.status_code == 302 and "X-Amz-Signature=" in resp.headers["Location"]
     assert requests.get(resp.headers["Location"], timeout=10).content == new.read_original(record)
     with_thumb = next(r for u in USERS for r in new.list(u, Query(size=200)).items if r.thumb)
-    resp = client.get(new.layout.rel_url(new.layout.thumb_path(with_thumb)))
+    resp = client.get(new.layout.rel_url(new.layout.thumb_path(with_thumb)), headers=admin)
     assert resp.status_code == 200 and resp.mimetype == "image/webp"
 
     # writes after the switch: blob to S3 only, sidecar and thumbnail local, PostgreSQL in step

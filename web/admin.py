@@ -44,9 +44,11 @@ def _kind_arg() -> str:
 
 
 def admin_item(store: Store, record: Record) -> dict[str, Any]:
-    """A record as the admin sees it: trashed files through the admin API."""
+    """A record as the admin sees it: files through the admin API (/outputs answers only the owner)."""
     data = serialize(store, record)
-    if record.status != "active":
+    # NOTE: /outputs would answer the admin's token, but the page's <img>
+    # cannot send it; the admin API's URLs are fetched with the token.
+    if record.status != "active" or not store.config.outputs_public:
         data["url"] = f"/api/v1/admin/images/{record.id}/file"
         data["thumb_url"] = f"/api/v1/admin/images/{record.id}/thumb" if record.thumb else None
     return data
@@ -163,15 +165,21 @@ def restore_image(rid: str):
 
 @bp.post("/purge-trash")
 def purge_trash():
-    """Purge every user's records trashed more than ``older_than_days`` ago (default: retention)."""
+    """Purge every user's records trashed more than ``older_than_days`` ago (default: retention).
+
+    ``dry_run: true`` lists what would be purged and changes nothing (like ``casvault purge-trash --dry-run``).
+    """
     store = get_store()
-    body = json_body(("older_than_days",), required=False)
+    body = json_body(("older_than_days", "dry_run"), required=False)
     days = body.get("older_than_days")
     if "older_than_days" in body and (
         isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 <= days <= MAX_PURGE_DAYS
     ):
         raise ApiError(400, "bad_request", f"older_than_days must be a number from 0 to {MAX_PURGE_DAYS}", field="older_than_days")
-    report = purge_expired(store, days)
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ApiError(400, "bad_request", "dry_run must be true or false", field="dry_run")
+    report = purge_expired(store, days, dry_run=dry_run)
     # NOTE: 200 even when some record failed: what was purged is in the
     # answer either way, and each failure is listed in ``failed``.
     return jsonify(
@@ -180,6 +188,7 @@ def purge_trash():
         bytes_freed=report.bytes_freed,
         failed=purge_failures(report.failed, with_owner=True),
         older_than_days=store.config.trash_retention_days if days is None else days,
+        dry_run=dry_run,
     )
 
 

@@ -187,3 +187,8 @@ def require_token(kind: str) -> Callable:
         return wrapper
 
     return decorate
+
+
+def has_token(kind: str) -> bool:
+    """True when the request carries the enabled bearer token of ``kind`` (``admin``, ``ingest``)."""
+    return _bearer_ok(getattr(current_app.config["CASVAULT"], f"{kind}_token"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from flask import Response, redirect, request, send_file
 
@@ -11,13 +13,28 @@ from casvault.errors import NotFound
 from casvault.records import Record
 from casvault.store import Store
 
+# Internal nginx locations (ops/nginx.conf), reachable only through X-Accel-Redirect.
+ACCEL_BLOBS = "/_casvault_blobs/"  # aliases <root>/blobs/sha256/
+ACCEL_THUMBS = "/_casvault_thumbs/"  # aliases <root>/outputs/
 THUMB_MIMES = {"webp": "image/webp", "jpg": "image/jpeg"}
 # Originals never change (content-addressed), so public copies may be kept forever.
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
+# /outputs when only the owner (or the admin) may see it: the browser keeps it, shared caches do not.
+OWNER_CACHE = "private, max-age=31536000, immutable"
 # The owner's API: the status of a record can change, so revalidate each time.
 PRIVATE_CACHE = "private, no-cache"
 # A redirect to a presigned S3 URL lives shorter than the URL (an hour).
 REDIRECT_CACHE = "private, max-age=300"
+
+
+def _accel(resp: Response, target: str, cache: str) -> Response:
+    # NOTE: nginx keeps an upstream Cache-Control across X-Accel-Redirect, even
+    # on the 404 of a missing file, so the policy travels in X-Casvault-Cache
+    # and ops/nginx.conf adds it to file answers only.
+    resp.headers["X-Accel-Redirect"] = target
+    resp.headers["X-Casvault-Cache"] = cache
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
 
 
 def _finish(resp: Response, cache: str) -> Response:
@@ -35,18 +52,19 @@ def send_original(store: Store, record: Record, *, cache: str, download: bool = 
     if url is not None:
         # NOTE: originals in S3 are served by a presigned redirect (DESIGN.md 7).
         return _finish(redirect(url, 302), REDIRECT_CACHE)
-    path = store.blobs.path(record.sha256)
-    try:
-        resp = send_file(
-            path,
-            mimetype=record.mime,
-            as_attachment=download,
-            download_name=download_name(record),
-            conditional=True,
-            etag=record.sha256,
-        )
-    except FileNotFoundError:
-        raise NotFound("the image's original is missing", id=record.id) from None
+    opened = open_regular(store.blobs.path(record.sha256))
+    if opened is None:
+        raise NotFound("the image's original is missing", id=record.id)
+    fh, st = opened
+    resp = send_file(
+        fh,
+        mimetype=record.mime,
+        as_attachment=download,
+        download_name=download_name(record),
+        conditional=True,
+        etag=record.sha256,
+        last_modified=st.st_mtime,
+    )
     return _finish(resp, cache)
 
 
@@ -65,11 +83,10 @@ def send_thumb(store: Store, record: Record, *, cache: str) -> Response:
         path = store.layout.thumb_path(record, place)
         if not _inside(path, store.layout.outputs if not place else store.layout.trash):
             continue
-        try:
-            fh = open(path, "rb")
-        except OSError:
+        opened = open_regular(path)
+        if opened is None:
             continue
-        st = os.fstat(fh.fileno())
+        fh, st = opened
         resp = send_file(
             fh,
             mimetype=mime,
@@ -79,6 +96,42 @@ def send_thumb(store: Store, record: Record, *, cache: str) -> Response:
         )
         return _finish(resp, cache)
     raise NotFound("the image has no thumbnail", id=record.id)
+
+
+def accel_original(store: Store, record: Record, *, cache: str) -> Response:
+    """Hand the original to nginx: ``X-Accel-Redirect`` to its blob, named by digest."""
+    # NOTE: the blob path is built from the record's sha256 alone, so a
+    # projection swapped for a symlink (to another user's manifest, to
+    # /etc/passwd) is never what nginx sends.
+    if store.original_url(record) is not None:
+        return send_original(store, record, cache=cache)
+    h = record.sha256
+    resp = Response(status=200, mimetype=record.mime)
+    return _accel(resp, f"{ACCEL_BLOBS}{h[:2]}/{h[2:4]}/{h}", cache)
+
+
+def accel_thumb(store: Store, record: Record, *, cache: str) -> Response:
+    """Hand the active thumbnail to nginx: ``X-Accel-Redirect`` to its path under outputs/."""
+    mime = THUMB_MIMES.get(record.thumb.rsplit(".", 1)[-1]) if record.thumb else None
+    if mime is None:
+        raise NotFound("the image has no thumbnail", id=record.id)
+    rel = store.layout.thumb_path(record).relative_to(store.layout.outputs).as_posix()
+    return _accel(Response(status=200, mimetype=mime), ACCEL_THUMBS + rel, cache)
+
+
+def open_regular(path: Path) -> tuple[BinaryIO, os.stat_result] | None:
+    """``path`` opened for reading if it is a regular file, not through a symlink; else None."""
+    # NOTE: O_NONBLOCK keeps a FIFO planted in place of a file from blocking
+    # the open; it is then refused by the S_ISREG check.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb"), st
 
 
 def _inside(path: Path, base: Path) -> bool:

@@ -525,7 +525,8 @@ def _schemas() -> dict[str, Schema]:
         },
         "AdminPurgeRequest": {
             "type": "object", "additionalProperties": False,
-            "properties": {"older_than_days": {"type": "number", "minimum": 0, "maximum": 36500}},
+            "properties": {"older_than_days": {"type": "number", "minimum": 0, "maximum": 36500},
+                           "dry_run": {"type": "boolean", "description": "List what would be purged; change nothing"}},
         },
         "AdminPurgeAnswer": {
             "type": "object", "required": ["purged", "count", "bytes_freed", "older_than_days", "failed"],
@@ -534,7 +535,7 @@ def _schemas() -> dict[str, Schema]:
                     "type": "object", "required": ["id", "owner", "bytes"],
                     "properties": {"id": record_id, "owner": {"type": "string"}, "bytes": {"type": "integer"}}}},
                 "count": {"type": "integer"}, "bytes_freed": {"type": "integer"}, "older_than_days": {"type": "number"},
-                "failed": {"type": "array", "items": ref("PurgeFailure")},
+                "failed": {"type": "array", "items": ref("PurgeFailure")}, "dry_run": {"type": "boolean"},
             },
         },
     }

@@ -6,9 +6,15 @@ folder says, and live at exactly that path (``Layout.paths``). Nothing is
 served because it merely exists on disk: sidecars, manifests, trash, blobs,
 dotfiles and temporary names all answer 404 JSON.
 
-With ``CASVAULT_ACCEL=nginx`` the answer is an ``X-Accel-Redirect`` to the
-internal location ``/_protected_outputs/`` (see ops/nginx.conf) and nginx
-sends the bytes.
+Who may see it: the owner (``auth.current_user()``) or the admin (bearer
+CASVAULT_ADMIN_TOKEN); anyone else gets the same 404 as for a missing file,
+so an image URL is not a permanent capability. ``CASVAULT_OUTPUTS_PUBLIC=1``
+serves them to everyone (public, immutable caching) for sites that want
+public image URLs.
+
+With ``CASVAULT_ACCEL=nginx`` the answer is an ``X-Accel-Redirect`` that
+names the blob by its digest (originals) or the thumbnail's path, both
+internal nginx locations with ``disable_symlinks on`` (see ops/nginx.conf).
 """
 
 from __future__ import annotations
@@ -21,12 +27,12 @@ from casvault.errors import NotFound
 from casvault.records import Record
 from casvault.validate import is_user_id
 
+from .auth import current_user, has_token
 from .ext import get_store
-from .files import PUBLIC_CACHE, THUMB_MIMES, send_original, send_thumb
+from .files import OWNER_CACHE, PUBLIC_CACHE, THUMB_MIMES, accel_original, accel_thumb, send_original, send_thumb
 
 bp = Blueprint("outputs", __name__)
 
-ACCEL_PREFIX = "/_protected_outputs/"
 PATH_RE = re.compile(
     r"users/(?P<owner>[a-z0-9_-]{3,70})/"
     r"(?:(?P<kind_dir>controls|inputs)/)?"
@@ -37,16 +43,27 @@ PATH_RE = re.compile(
 KIND_OF_DIR = {None: "generated", "controls": "control", "inputs": "input"}
 
 
+def may_see(owner: str) -> bool:
+    """True when this request may see ``owner``'s /outputs files."""
+    if get_store().config.outputs_public:
+        return True
+    return current_user() == owner or has_token("admin")
+
+
 def resolve(subpath: str) -> tuple[Record, bool]:
-    """(record, is_thumbnail) for a path under outputs/; raises NotFound for anything else."""
+    """(record, is_thumbnail) for a path under outputs/ this request may see; raises NotFound otherwise."""
     m = PATH_RE.fullmatch(subpath)
     if m is None or not is_user_id(m["owner"]):
         raise NotFound("not found")
     is_thumb = m["thumb"] is not None
     if is_thumb and m["ext"] not in THUMB_MIMES:
         raise NotFound("not found")
-    store = get_store()
     owner = m["owner"]
+    # NOTE: a stranger gets the same answer as for a missing file, before any
+    # lookup, so /outputs says nothing about who has which image.
+    if not may_see(owner):
+        raise NotFound("not found")
+    store = get_store()
     # NOTE: no index is built for an owner who has no manifest: probing random
     # user ids must not fill this process's memory.
     if not store.layout.manifest_path(owner).is_file():
@@ -63,18 +80,12 @@ def resolve(subpath: str) -> tuple[Record, bool]:
 
 @bp.get("/outputs/<path:subpath>")
 def serve(subpath: str) -> Response:
-    """An active original or thumbnail, immutable and cacheable."""
+    """An active original or thumbnail, to its owner or the admin (anyone with CASVAULT_OUTPUTS_PUBLIC=1)."""
     record, is_thumb = resolve(subpath)
     store = get_store()
+    cache = PUBLIC_CACHE if store.config.outputs_public else OWNER_CACHE
     if store.config.accel == "nginx":
-        resp = Response(status=200)
-        resp.headers["X-Accel-Redirect"] = ACCEL_PREFIX + subpath
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["Cache-Control"] = PUBLIC_CACHE
-        resp.headers["Content-Type"] = THUMB_MIMES[subpath.rsplit(".", 1)[1]] if is_thumb else record.mime
-        if not is_thumb:
-            resp.headers["ETag"] = f'"{record.sha256}"'
-        return resp
+        return accel_thumb(store, record, cache=cache) if is_thumb else accel_original(store, record, cache=cache)
     if is_thumb:
-        return send_thumb(store, record, cache=PUBLIC_CACHE)
-    return send_original(store, record, cache=PUBLIC_CACHE)
+        return send_thumb(store, record, cache=cache)
+    return send_original(store, record, cache=cache)

@@ -128,7 +128,8 @@ def run(results: dict, quick: bool = False) -> None:
     if not shutil.which(NGINX):
         section["missing"] = f"{NGINX} is not installed"
         return
-    gunicorn = Gunicorn(root, workers=4)
+    # NOTE: public /outputs, like the plain nginx alias it is compared with (no cookie per request).
+    gunicorn = Gunicorn(root, workers=4, env={"CASVAULT_OUTPUTS_PUBLIC": "1"})
     gunicorn.start()
     proc, port, _ = _nginx(root / "outputs")
     try:

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("CASVAULT_CORPUS", REPO.parent / "shared" / "corpus" / "comfyui"))
+CORPUS = Path(os.environ.get("CASVAULT_CORPUS") or REPO / "tests" / "data" / "comfyui")
 CACHE = Path(os.environ.get("CASVAULT_BENCH_CACHE", "/tmp/casvault-bench-cache"))
 CACHE_VERSION = "1"
 

@@ -238,7 +238,7 @@ def test_lightbox_moves_by_keys_and_buttons_across_a_page_boundary(page, served)
 
 def test_lightbox_workflow_copy_prompt_and_screenshot(page, served):
     _, store, gallery = served
-    assert gallery.comfy_id is not None, "the ComfyUI corpus (../shared/corpus/comfyui) is missing"
+    assert gallery.comfy_id is not None, "the ComfyUI corpus (tests/data/comfyui) is missing"
     open_gallery(page)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     open_lightbox_on(page, gallery.comfy_id)
