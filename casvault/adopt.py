@@ -8,6 +8,11 @@ tags), replaces the file with a projection at the record's path, makes the
 thumbnail, appends the manifest line, and only then removes the plain file
 and the old JSON.
 
+An adopted file keeps its day: ``created_at`` is the day of its path
+(``…/2026/10/02/…``, with the time of day of its mtime), else the PNG's own
+``Creation Time``, else its mtime; its old path is kept in the record
+(``legacy_path``) and ``/outputs`` answers the old URL with a 301 to the new one.
+
 Idempotent by construction: the id is the old one when it is 32 hex and
 no other user holds it, else derived from (owner, path, content), so a
 rerun after a crash finds the half-made record and finishes it; a plain file is removed only after its
@@ -16,26 +21,29 @@ record is durable.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from . import faults, thumbs
+from . import comfy, faults, safefs, thumbs
 from .atomic import fsync_dir, remove, write_file
 from .blobs import blake3_digest, digest
-from .errors import CasvaultError, InvalidInput, ManifestCorrupt
+from .errors import CasvaultError, InvalidInput, ManifestCorrupt, UnsafeFile
 from .layout import normalize_time
-from .records import RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, decode_record, encode_record, now_iso
+from .records import (
+    RECORD_TYPES, AddEvent, MoveEvent, PurgeEvent, Record, check_time, decode_record, encode_record, now_iso,
+)
 from .store import Store, _fill_from_comfy
-from .validate import FIELD_MAX_LEN, check_image, check_tags, check_text, is_id, is_user_id
+from .validate import FIELD_MAX_LEN, MIME_BY_EXT, check_image, check_tags, check_text, is_id, is_user_id, sniff
 
-IMAGE_EXTS = ("png", "jpg", "webp")
+IMAGE_EXTS = tuple(MIME_BY_EXT)  # every extension a record may have (videos too)
 KIND_OF_DIR = {"controls": "control", "inputs": "input"}
 LEGACY_FIELDS = ("prompt", "negative_prompt", "seed", "workflow_id", "aspect_ratio", "created_at", "tags")
 
@@ -83,8 +91,8 @@ class AdoptReport:
 def read_sidecar(path: Path) -> Record | None:
     """The record in a sidecar file, or None when missing or not one of ours."""
     try:
-        return decode_record(path.read_bytes())
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
+    except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
         return None
 
 
@@ -104,20 +112,58 @@ def is_plain(path: Path) -> bool:
 
 
 def candidates(store: Store, owners: Iterable[str] | None = None) -> Iterator[Path]:
-    """Plain files under ``outputs/users/<owner>/`` (every user when ``owners`` is None)."""
+    """Plain regular files under ``outputs/users/<owner>/`` (every user when ``owners`` is None).
+
+    Symlinks (to files or folders), FIFOs and devices are never listed:
+    ``fsck`` reports them and sets them aside.
+    """
     base = store.layout.outputs / "users"
     if owners is None:
         try:
-            owners = sorted(e.name for e in os.scandir(base) if e.is_dir() and is_user_id(e.name))
+            owners = sorted(e.name for e in os.scandir(base)
+                            if e.is_dir(follow_symlinks=False) and is_user_id(e.name))
         except FileNotFoundError:
             return
     for owner in owners:
-        for dirpath, dirnames, filenames in os.walk(base / owner):
-            dirnames[:] = sorted(d for d in dirnames if d != "thumb")
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if is_plain(path):
+        for folder, dirnames, filenames, _foreign in safefs.walk(base / owner):
+            dirnames[:] = [d for d in dirnames if d != "thumb"]
+            for name in filenames:
+                path = folder / name
+                if (is_plain(path) and why_not_adoptable(path) is None) or _unlogged_in_place(store, owner, path):
                     yield path
+
+
+def why_not_adoptable(path: Path) -> str | None:
+    """Why a plain file can never be adopted (not a regular file, no image signature); None when it may be."""
+    try:
+        with safefs.open_regular(path) as (fh, _st):
+            sniff(fh.read(16))
+    except FileNotFoundError:
+        return None
+    except CasvaultError as exc:
+        return exc.message
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return None
+
+
+def _unlogged_in_place(store: Store, owner: str, path: Path, under_lock: bool = False) -> bool:
+    """True for a file already named and placed as its record's projection whose adoption stopped half-way.
+
+    A plain ``<id>.png`` in its own day folder keeps its place when adopted,
+    so after a crash past its sidecar it looks like one of ours; a missing
+    thumbnail (written just before the manifest line) or a missing manifest
+    line tells it apart. Finishing it again is harmless.
+    """
+    stem, _, ext = path.name.rpartition(".")
+    if not is_id(stem) or ext not in IMAGE_EXTS:
+        return False
+    record = read_sidecar(path.with_name(stem + ".json"))
+    if record is None or record.owner != owner or record.status != "active":
+        return False
+    _, _, thumb = store.layout.paths(record)
+    # NOTE: under the owner's lock the manifest is read directly (see _logged).
+    return (record.thumb is not None and not thumb.exists()) or not _logged(store, owner, stem, under_lock)
 
 
 def ensure_projection(store: Store, record: Record, dest: Path) -> None:
@@ -142,10 +188,12 @@ def _legacy(path: Path) -> tuple[Path | None, dict[str, Any]]:
     """The old app's JSON beside ``path`` (not one of our sidecars), parsed; {} when absent or bad."""
     old = path.with_suffix(".json")
     try:
-        data = _dict_decoder.decode(old.read_bytes())
+        data = _dict_decoder.decode(safefs.read_regular(old, safefs.JSON_MAX_BYTES))
     except FileNotFoundError:
         return None, {}
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+    except UnsafeFile:
+        return None, {}  # NOTE: not ours to read, move or delete; fsck reports it
+    except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
         return old, {}
     if read_sidecar(old) is not None:
         return None, {}
@@ -169,7 +217,9 @@ def _legacy_fields(kind: str, legacy: dict[str, Any]) -> tuple[dict[str, Any], d
             elif key == "tags":
                 fields["tags"] = check_tags(value)
             elif key == "created_at":
-                fields["created_at"] = normalize_time(str(value))
+                created = normalize_time(str(value))
+                check_time(created)  # NOTE: else the record refuses it: the file's time is used
+                fields["created_at"] = created
             elif key not in ("id", "owner", "sha256", "bytes", "mime", "status", "thumb", "kind"):
                 rest[key] = value
         except (InvalidInput, ValueError, TypeError):
@@ -194,6 +244,7 @@ def adopt_file(store: Store, path: Path, *, locked: bool = False) -> Adopted:
         return Adopted(str(path), "failed", reason="not inside a user's folder")
     kind = KIND_OF_DIR.get(rel.parts[1], "generated") if len(rel.parts) > 2 else "generated"
     try:
+        safefs.check_inside(store.layout.root, path)
         if locked:
             return _adopt(store, path, owner, kind, rel.as_posix(), locked)
         with store.locks.user(owner):
@@ -207,11 +258,12 @@ def adopt_file(store: Store, path: Path, *, locked: bool = False) -> Adopted:
 
 
 def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bool) -> Adopted:
-    if not is_plain(path):
+    if not is_plain(path) and not _unlogged_in_place(store, owner, path, under_lock=True):
         return Adopted(str(path), "skipped", owner=owner, reason="already adopted")
-    data = path.read_bytes()
-    mtime = path.stat().st_mtime
     cfg = store.config
+    with safefs.open_regular(path) as (fh, st):
+        data = safefs.read_capped(fh, st, cfg.max_upload_bytes)
+    mtime = st.st_mtime
     info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels, keep=True)
     old_json, legacy = _legacy(path)
     fields, rest = _legacy_fields(kind, legacy)
@@ -220,7 +272,7 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     rid = next((c for c in (legacy.get("id"), stem) if is_id(c)), None)
     if rid is None or _taken_elsewhere(store, rid, owner):
         rid = derived_id(owner, rel, sha)  # NOTE: stable, so a rerun after a crash finds the half-made record
-    created = fields.pop("created_at", None) or normalize_time(datetime.fromtimestamp(mtime, timezone.utc))
+    created = fields.pop("created_at", None) or adopted_time(store, rel, data, mtime)
     tags = fields.pop("tags", [])
     record = _build(store, data, info, kind, rid, owner, created, tags, fields, path.name, rel, rest)
     existing = _existing(store, record)
@@ -236,13 +288,13 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     store.blobs.put(data, sha)
     image, sidecar, thumb = store.layout.paths(record)
     if existing is None:
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        safefs.make_dirs(store.layout.root, sidecar.parent)
         write_file(sidecar, encode_record(record), store.layout.tmp, fsync=cfg.fsync)
         faults.point("adopt.after_sidecar")
     ensure_projection(store, record, image)
     faults.point("adopt.after_projection")
     if record.thumb and not thumb.exists():
-        thumb.parent.mkdir(exist_ok=True)
+        safefs.make_dirs(store.layout.root, thumb.parent)
         assert info.image is not None
         write_file(thumb, thumbs.make_thumbnail(info.image, cfg.thumb_size, cfg.thumb_quality), store.layout.tmp,
                    fsync=cfg.fsync)
@@ -255,6 +307,7 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
             # and a PostgreSQL record index (when configured) current.
             store.log_events(owner, event)
     faults.point("adopt.after_manifest")
+    safefs.check_inside(store.layout.root, path)  # NOTE: again: a folder may have been swapped meanwhile
     if path != image:
         remove(path)
     if old_json is not None and old_json != sidecar:
@@ -279,6 +332,7 @@ def _build(
     source["adopted_from"] = rel
     if rest:
         source["legacy"] = rest
+    legacy_path = f"users/{rel}" if not is_id(Path(rel).stem) else None
     return RECORD_TYPES[kind](
         id=rid,
         owner=owner,
@@ -294,8 +348,48 @@ def _build(
         height=info.height,
         blake3=blake3_digest(data),
         source=source,
+        legacy_path=legacy_path,
         **fields,
     )
+
+
+def _path_day(rel: str) -> date | None:
+    """The day a user-relative path names (``<owner>/[controls|inputs/]YYYY/MM/DD/<file>``), if it names one."""
+    parts = rel.split("/")
+    start = 2 if len(parts) > 1 and parts[1] in KIND_OF_DIR else 1
+    ymd = parts[start : start + 3]
+    if len(parts) != start + 4 or not all(p.isdigit() for p in ymd) or [len(p) for p in ymd] != [4, 2, 2]:
+        return None
+    try:
+        return date(int(ymd[0]), int(ymd[1]), int(ymd[2]))
+    except ValueError:
+        return None
+
+
+def _png_creation_time(data: bytes) -> datetime | None:
+    """The PNG's ``Creation Time`` text chunk (RFC 1123 or ISO 8601), if it has a readable one."""
+    text = comfy.read_png_text(data).get("Creation Time")
+    if not text:
+        return None
+    for parse in (email.utils.parsedate_to_datetime, datetime.fromisoformat):
+        try:
+            found = parse(text.strip())
+        except (TypeError, ValueError, IndexError):
+            continue
+        return found if found.tzinfo is not None else found.replace(tzinfo=timezone.utc)
+    return None
+
+
+def adopted_time(store: Store, rel: str, data: bytes, mtime: float) -> str:
+    """``created_at`` of a plain file: the day of its path, else the PNG's creation time, else its mtime."""
+    modified = datetime.fromtimestamp(mtime, timezone.utc)
+    day = _path_day(rel)
+    if day is not None:
+        # NOTE: the path's day in the store's partition zone, at the time of
+        # day of the mtime (so a file not copied since keeps its exact time).
+        tz = store.layout.tz
+        return normalize_time(datetime.combine(day, modified.astimezone(tz).time(), tzinfo=tz))
+    return normalize_time(_png_creation_time(data) or modified)
 
 
 def _logged(store: Store, owner: str, rid: str, locked: bool) -> bool:

@@ -1,6 +1,9 @@
 """Generation metadata from PNG files written by ComfyUI.
 
-ComfyUI's SaveImage node stores two JSON documents in PNG text chunks:
+ComfyUI's SaveImage node stores two JSON documents in PNG text chunks
+(SaveAnimatedPNG in ``comf`` chunks, SaveAnimatedWEBP in EXIF strings
+``prompt:{...}`` and ``workflow:{...}``, SaveVideo and SaveWEBM in the
+container's metadata; :func:`read_texts` reads all of them):
 ``prompt``, the API-format graph that ran (``{node_id: {"class_type",
 "inputs", "_meta"?}}``, where an input that is a link reads
 ``[node_id, output_index]``), and ``workflow``, the UI graph, present only
@@ -32,12 +35,14 @@ __all__ = [
     "extract",
     "prompt_json",
     "read_png_text",
+    "read_texts",
     "summarize",
     "workflow_json",
 ]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_TEXT_CHUNK_TYPES = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+# "comf": SaveAnimatedPNG's private chunk, laid out like tEXt (keyword, NUL, text).
+_TEXT_CHUNK_TYPES = frozenset({b"tEXt", b"zTXt", b"iTXt", b"comf"})
 # NOTE: a PNG may hold many IDAT chunks, and text chunks may legally follow
 # them, so the whole file is walked; these bounds keep a hostile file cheap.
 _MAX_CHUNKS = 1 << 20
@@ -132,7 +137,7 @@ def _decode_text_chunk(chunk_type: bytes, body: bytes) -> tuple[str, str] | None
     if not sep or not 1 <= len(key_bytes) <= 79:
         return None
     key = key_bytes.decode("latin-1")
-    if chunk_type == b"tEXt":
+    if chunk_type in (b"tEXt", b"comf"):
         return key, _decode_latin1_text(rest)
     if chunk_type == b"zTXt":
         if rest[:1] != b"\0":
@@ -190,17 +195,67 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+_WEBP_EXIF_MAX = 16 << 20
+
+
+def _webp_exif_texts(data: bytes) -> dict[str, str]:
+    """ComfyUI's ``key:text`` strings in an (animated) WebP's EXIF chunk; {} if none."""
+    pos, end = 12, min(len(data), 8 + int.from_bytes(data[4:8], "little"))
+    while pos + 8 <= end:
+        fourcc, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if fourcc == b"EXIF":
+            if size > _WEBP_EXIF_MAX:
+                return {}
+            return _exif_texts(data[pos + 8 : pos + 8 + size])
+        pos += 8 + size + (size & 1)
+    return {}
+
+
+def _exif_texts(exif: bytes) -> dict[str, str]:
+    """{key: text} of EXIF string values that read ``key:text`` (ComfyUI's Make/Model use)."""
+    from PIL import Image
+
+    texts: dict[str, str] = {}
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif if exif.startswith(b"Exif\0\0") else b"Exif\0\0" + exif)
+        values = list(parsed.values())
+    except Exception:  # Pillow raises many types for a damaged EXIF block
+        return texts
+    for value in values:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", errors="replace")
+        if isinstance(value, str):
+            key, sep, text = value.partition(":")
+            if sep and key in ("prompt", "workflow") and key not in texts:
+                texts[key] = text
+    return texts
+
+
+def read_texts(data: bytes) -> dict[str, str]:
+    """ComfyUI's text entries (``prompt``, ``workflow``, ...) of a PNG, APNG, WebP, MP4 or WebM file; {} if none."""
+    if data[:8] == _PNG_SIGNATURE:
+        return read_png_text(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_exif_texts(data)
+    from . import media  # NOTE: PyAV is loaded only for videos
+
+    if media.sniff_video(data) is not None:
+        return {key.lower(): value for key, value in media.video_metadata(data).items()}
+    return {}
+
+
 def workflow_json(data: bytes) -> bytes | None:
-    """Return the PNG's ``workflow`` chunk as UTF-8 JSON bytes, or None if absent or not a JSON object."""
-    text = read_png_text(data).get("workflow")
+    """Return the file's ``workflow`` (the UI graph) as UTF-8 JSON bytes, or None if absent or not a JSON object."""
+    text = read_texts(data).get("workflow")
     if text is None or _json_object(text) is None:
         return None
     return text.encode("utf-8")
 
 
 def prompt_json(data: bytes) -> bytes | None:
-    """Return the PNG's ``prompt`` chunk (the API-format graph) as UTF-8 JSON bytes, or None."""
-    text = read_png_text(data).get("prompt")
+    """Return the file's ``prompt`` (the API-format graph) as UTF-8 JSON bytes, or None."""
+    text = read_texts(data).get("prompt")
     if text is None or _json_object(text) is None:
         return None
     return text.encode("utf-8")
@@ -358,9 +413,13 @@ def _is_sampler(node: _Node) -> bool:
     return "Sampler" in node.class_type and ("latent_image" in node.inputs or "latent" in node.inputs)
 
 
+# Nodes that save frames as an animation or a video (ComfyUI core and VideoHelperSuite).
+_SAVE_ANIMATION = ("SaveAnimatedWEBP", "SaveAnimatedPNG", "SaveVideo", "SaveWEBM", "VHS_VideoCombine")
+
+
 def _output_rank(node: _Node) -> int | None:
-    """0 for a node that saves images, 1 for one that previews them, else None."""
-    if "SaveImage" in node.class_type:
+    """0 for a node that saves images (or animations, videos), 1 for one that previews them, else None."""
+    if "SaveImage" in node.class_type or node.class_type in _SAVE_ANIMATION:
         return 0
     if "PreviewImage" in node.class_type:
         return 1
@@ -411,29 +470,47 @@ def _text_keys(node: _Node) -> tuple[str, ...] | None:
 # Walks from one sampler
 
 
-def _conditioning_inputs(node: _Node, output: int) -> list[_Link]:
-    """Where conditioning entering this node came from."""
-    # NOTE: ConditioningZeroOut makes an empty conditioning (the usual Flux
-    # and SD3 negative); the text upstream of it was not used as a prompt.
-    if _text_keys(node) is not None or node.class_type == "ConditioningZeroOut" or _is_sampler(node):
-        return []
-    if "positive" in node.inputs and "negative" in node.inputs:
-        # NOTE: ControlNetApplyAdvanced, InpaintModelConditioning and kin take
-        # positive and negative and return them as outputs 0 and 1.
-        if output == 0:
-            return _links(node, ("positive",))
-        if output == 1:
-            return _links(node, ("negative",))
-        return []
-    named = [name for name in node.inputs if "cond" in name.lower()]
-    return _links(node, named) if named else _links(node)
+# A guider's or sampler's inputs on each side. DualCFGGuider's cond2 is the
+# middle term of its two CFG scales (in InstructPix2Pix and Omnigen2 graphs the
+# negative text with the image): it is on neither side.
+_POSITIVE_INPUTS = ("positive", "conditioning", "cond1")
+_NEGATIVE_INPUTS = ("negative",)
+_OTHER_SIDE = {"positive": "negative", "negative": "positive"}
 
 
-def _conditioning(graph: _Graph, start: list[_Link]) -> tuple[str | None, float | None]:
-    """The prompt text feeding a conditioning input, and any Flux guidance on the way."""
+def _conditioning_inputs(side: str) -> Callable[[_Node, int], list[_Link]]:
+    """Where conditioning entering a node came from, on one side ("positive" or "negative")."""
+    other = _OTHER_SIDE[side]
+
+    def expand(node: _Node, output: int) -> list[_Link]:
+        # NOTE: ConditioningZeroOut makes an empty conditioning (the usual Flux
+        # and SD3 negative); the text upstream of it was not used as a prompt.
+        if _text_keys(node) is not None or node.class_type == "ConditioningZeroOut" or _is_sampler(node):
+            return []
+        if "positive" in node.inputs and "negative" in node.inputs:
+            # NOTE: ControlNetApplyAdvanced, InstructPixToPixConditioning,
+            # WanImageToVideo and kin take positive and negative and return
+            # them as outputs 0 and 1 (a latent after them is not conditioning).
+            if output == 0:
+                return _links(node, ("positive",))
+            if output == 1:
+                return _links(node, ("negative",))
+            return []
+        # NOTE: a walk never crosses into an input of the other side (a
+        # positive path never follows an input named "negative"), nor into
+        # a guider's cond2.
+        names = [name for name in node.inputs if other not in name.lower() and name != "cond2"]
+        named = [name for name in names if "cond" in name.lower()]
+        return _links(node, named or names)
+
+    return expand
+
+
+def _conditioning(graph: _Graph, start: list[_Link], side: str) -> tuple[str | None, float | None]:
+    """The prompt text feeding one side's conditioning input, and any Flux guidance on the way."""
     texts: list[str] = []
     guidance: float | None = None
-    for node, _ in _walk(graph, start, _conditioning_inputs):
+    for node, _ in _walk(graph, start, _conditioning_inputs(side)):
         if guidance is None and "guidance" in node.inputs:
             guidance = _value(graph, node, ("guidance",), _as_float)
         keys = _text_keys(node)
@@ -566,15 +643,15 @@ def _read_pass(graph: _Graph, sampler: _Node) -> dict[str, Any]:
     if guider is not None:
         # BasicGuider (model, conditioning), CFGGuider (model, positive,
         # negative, cfg), DualCFGGuider (cond1, cond2, negative, ...).
-        cfg = cfg if cfg is not None else _value(graph, guider, ("cfg",), _as_float)
-        positive = positive or _links(guider, ("positive", "conditioning", "cond1", "cond2"))
-        negative = negative or _links(guider, ("negative",))
+        cfg = cfg if cfg is not None else _value(graph, guider, ("cfg", "cfg_conds"), _as_float)
+        positive = positive or _links(guider, _POSITIVE_INPUTS)
+        negative = negative or _links(guider, _NEGATIVE_INPUTS)
         model = model or _links(guider, ("model",))
     if not model and sigmas is not None:
         model = _links(sigmas, ("model",))
 
-    prompt, guidance = _conditioning(graph, positive)
-    negative_prompt, _ = _conditioning(graph, negative)
+    prompt, guidance = _conditioning(graph, positive, "positive")
+    negative_prompt, _ = _conditioning(graph, negative, "negative")
     model_name, loras = _model(graph, model)
     return {
         "seed": seed,
@@ -644,13 +721,13 @@ def _final_sampler(graph: _Graph) -> _Node | None:
 
 
 def extract(data: bytes) -> ComfyMeta | None:
-    """Read generation metadata from a PNG written by ComfyUI.
+    """Read generation metadata from a file written by ComfyUI (PNG, APNG, WebP, MP4, WebM).
 
-    Returns None when the PNG has no ``prompt`` chunk holding a JSON object
-    (not a PNG, not from ComfyUI, or written with ``--disable-metadata``).
+    Returns None when the file has no ``prompt`` holding a JSON object
+    (not from ComfyUI, or written with ``--disable-metadata``).
     Fields the graph does not reveal are None. Never raises on bad input.
     """
-    texts = read_png_text(data)
+    texts = read_texts(data)
     prompt = _json_object(texts.get("prompt"))
     if prompt is None:
         return None

@@ -50,7 +50,8 @@ class Config:
     watch: bool = False
     dev: bool = False  # development mode: a missing secret is generated, not an error
     fsync: bool = True
-    stage_mode: str = "auto"  # "copy": ComfyUI's input folder never shares an inode with a blob
+    stage_mode: str = "auto"  # auto: reflink, else copy; copy; hardlink (shares the blob's inode: opt-in)
+    max_video_bytes: int = 256 * 1024 * 1024  # MP4/WebM (images: max_upload_bytes)
     comfy_input_dir: str = ""  # ComfyUI's input folder for staging; plain COMFY_INPUT_DIR is read too
     blob_backend: str = ""  # "file" or "s3"; empty: what casvault.json says (default file)
     index_backend: str = ""  # "manifest" or "postgres"; empty: what casvault.json says (default manifest)
@@ -100,11 +101,11 @@ class Config:
             raise ConfigError(f"CASVAULT_BLOB_BACKEND must be file or s3, not {self.blob_backend!r}")
         if self.index_backend not in INDEX_BACKENDS:
             raise ConfigError(f"CASVAULT_INDEX_BACKEND must be manifest or postgres, not {self.index_backend!r}")
-        if self.stage_mode not in ("auto", "copy"):
-            raise ConfigError(f"CASVAULT_STAGE_MODE must be auto or copy, not {self.stage_mode!r}")
+        if self.stage_mode not in ("auto", "copy", "hardlink"):
+            raise ConfigError(f"CASVAULT_STAGE_MODE must be auto, copy or hardlink, not {self.stage_mode!r}")
         if not 16 <= self.thumb_size <= 2048:
             raise ConfigError(f"CASVAULT_THUMB_SIZE must be between 16 and 2048, not {self.thumb_size}")
-        for name in ("max_upload_bytes", "max_pixels"):
+        for name in ("max_upload_bytes", "max_pixels", "max_video_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"CASVAULT_{name.upper()} must be positive")
         for name in ("quota_max_bytes", "quota_max_count", "member_quota_max_bytes", "member_quota_max_count",

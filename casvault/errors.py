@@ -103,3 +103,9 @@ class UpstreamError(CasvaultError):
     """A service casvault talks to (e.g. ComfyUI) failed or answered nonsense."""
 
     code = "upstream_error"
+
+
+class UnsafeFile(CasvaultError):
+    """A path the store found or would write is not a regular file inside the root (a symlink, FIFO, device)."""
+
+    code = "unsafe_file"

@@ -31,17 +31,18 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
+from . import safefs, sidecars
 from .atomic import remove, write_file
 from .blobs import FileBlobStore, digest
 from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
 from .manifest import ManifestState, replay
 from .records import Record, decode_record, encode_record
 from .store import Store
-from .validate import is_id
+from .validate import MIME_BY_EXT, is_id, is_user_id
 
 TEMP_AGE = 3600.0  # tmp/ files younger than this may belong to a write in progress
 GC_RUNNING = "a gc is running: the blobs it set aside are left to it"
-IMAGE_EXTS = ("png", "jpg", "webp")
+IMAGE_EXTS = tuple(MIME_BY_EXT)  # every extension a record may have (videos too)
 # The kinds of problem, in the order they are repaired within one user.
 KINDS = (
     "merge_unfinished",
@@ -65,7 +66,7 @@ KINDS = (
     "manifest_extra",
     "manifest_stale",
     "stray_temp",
-    "stray_file",
+    "foreign",
 )
 
 Progress = Callable[[Iterable[Any], "int | None", str], Iterable[Any]]
@@ -81,13 +82,17 @@ class Problem:
     id: str | None = None
     path: str | None = None
     repaired: bool = False
+    lost: bool = False  # the record's image is gone (its sidecar is kept in quarantine/records)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
-        return {
+        data = {
             "kind": self.kind, "user": self.user, "id": self.id, "path": self.path,
             "detail": self.detail, "repaired": self.repaired,
         }
+        if self.lost:
+            data["lost"] = True
+        return data
 
 
 @dataclass
@@ -101,8 +106,13 @@ class Report:
 
     @property
     def clean(self) -> bool:
-        """True when nothing is (left) wrong."""
-        return not (self.problems if self.remaining is None else self.remaining)
+        """True when nothing is (left) wrong and no image was lost in this run."""
+        return not (self.problems if self.remaining is None else self.remaining) and not self.lost
+
+    @property
+    def lost(self) -> list[Problem]:
+        """The records whose image is gone (each names its user and id)."""
+        return [p for p in self.problems if p.lost]
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON: ``{"problems": [...], "checked": {...}, "clean": bool}``."""
@@ -113,6 +123,8 @@ class Report:
         }
         if self.remaining is not None:
             data["remaining"] = [p.as_dict() for p in self.remaining]
+        if self.lost:
+            data["lost"] = [{"user": p.user, "id": p.id} for p in self.lost]
         if self.notes:
             data["notes"] = self.notes
         return data
@@ -131,15 +143,39 @@ class UserFiles:
     temps: list[Path] = field(default_factory=list)
     plain: list[Path] = field(default_factory=list)
     strays: list[Path] = field(default_factory=list)
+    foreign: list[tuple[Path, str]] = field(default_factory=list)  # (path, why): never read, set aside on repair
+
+
+def _our_link(store: Store, path: Path) -> bool:
+    """True for a relative symlink into blobs/ (a projection in symlink link mode)."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return False
+    if os.path.isabs(target):
+        return False
+    resolved = os.path.normpath(os.path.join(path.parent, target))
+    return resolved.startswith(str(store.layout.blobs) + os.sep)
 
 
 def scan_user(store: Store, owner: str) -> UserFiles:
-    """Sort every file under the user's outputs/ and trash/ folders."""
+    """Sort every entry under the user's outputs/ and trash/ folders (never following a symlink).
+
+    Symlinks other than our own projections, FIFOs, devices and sockets go
+    to ``foreign``; nothing is opened here.
+    """
     files = UserFiles()
     legacy: list[Path] = []
     for trashed in (False, True):
-        for dirpath, _dirnames, filenames in os.walk(store.layout.user_base(owner, trashed)):
-            folder = Path(dirpath)
+        for folder, _dirnames, filenames, foreign in safefs.walk(store.layout.user_base(owner, trashed)):
+            for entry in foreign:
+                name = entry.path.name
+                stem, _, ext = name.rpartition(".")
+                if (entry.kind == "symlink" and is_id(stem) and ext in IMAGE_EXTS and folder.name != "thumb"
+                        and _our_link(store, entry.path)):
+                    files.images.setdefault(stem, []).append(entry.path)
+                else:
+                    files.foreign.append((entry.path, entry.reason))
             for name in filenames:
                 path = folder / name
                 stem, _, ext = name.rpartition(".")
@@ -169,29 +205,33 @@ def _agrees(a: Record, b: Record) -> bool:
     )
 
 
-def _read_record(path: Path) -> tuple[Record | None, bool]:
-    """(record, is_json_object) of a sidecar-named file."""
+def _read_record(path: Path) -> tuple[Record | None, bool, str]:
+    """(record, is_legacy_json, why it is not a record) of a sidecar-named file.
+
+    A JSON object with our record's own fields (``owner``, ``sha256``) that
+    does not pass is a bad sidecar, not an older app's JSON.
+    """
     try:
-        raw = path.read_bytes()
-    except OSError:
-        return None, False
+        raw = safefs.read_regular(path, safefs.JSON_MAX_BYTES)
+    except (OSError, CasvaultError) as exc:
+        return None, False, getattr(exc, "message", None) or str(exc)
     try:
-        return decode_record(raw), True
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        pass
+        return decode_record(raw), False, ""
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        why = str(exc)
     try:
-        return None, isinstance(msgspec.json.decode(raw), dict)
+        data = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        return None, False
+        return None, False, why
+    legacy = isinstance(data, dict) and not ("owner" in data and "sha256" in data)
+    return None, legacy, why
 
 
-def _file_sha256(path: Path) -> str | None:
-    """sha256 of a regular file (not following a symlink); None when unreadable or a link."""
+def _file_sha256(path: Path, max_bytes: int = 1 << 62) -> str | None:
+    """sha256 of a regular file (never following a symlink); None when unreadable or not a regular file."""
     try:
-        if path.is_symlink():
-            return None
-        return digest(path.read_bytes())
-    except OSError:
+        return digest(safefs.read_regular(path, max_bytes))
+    except (OSError, CasvaultError):
         return None
 
 
@@ -201,8 +241,11 @@ def _file_sha256(path: Path) -> str | None:
 class _UserCheck:
     """Check (and repair) one user's files under that user's lock."""
 
-    def __init__(self, store: Store, owner: str, report: Report, repair: bool, only: set[str] | None) -> None:
+    def __init__(self, store: Store, owner: str, report: Report, repair: bool, only: set[str] | None,
+                 blob_owners: Callable[[], dict[str, set[str]]] | None = None) -> None:
         self.store = store
+        self.blob_owners = blob_owners
+        self._shas: set[str] | None = None  # the blobs this user's manifest names (read once, when needed)
         self.layout = store.layout
         self.owner = owner
         self.report = report
@@ -226,6 +269,8 @@ class _UserCheck:
     def run(self) -> bool:
         """Check every file; returns True when the manifest must be rebuilt (repair mode)."""
         files = scan_user(self.store, self.owner)
+        for path, why in files.foreign:
+            self._foreign(path, why)  # NOTE: first: a link swapped in for a projection goes before it is re-made
         state = replay(self.layout.manifest_path(self.owner), self.owner)
         truth: dict[str, Record] = {}
         legacy_ids: set[str] = set()
@@ -254,21 +299,34 @@ class _UserCheck:
                 fix.repaired = True
                 remove(path)
         for path in files.strays:
-            self.problem("stray_file", "a file casvault does not know (left alone)", path=path)
+            self._foreign(path, "a file casvault does not know")
         return self._manifest(state, truth)
+
+    def _foreign(self, path: Path, why: str) -> None:
+        """Report a file another program left; with repair, set it aside (never deleted)."""
+        fix = self.problem("foreign", f"{why}; set aside under quarantine/foreign on repair", path=path)
+        if fix:
+            fix.detail = f"{why}; moved to {safefs.set_aside(self.layout.root, path, why)}"
+            fix.repaired = True
 
     def _truth(self, rid: str, files: UserFiles, legacy_ids: set[str]) -> tuple[Record, Path] | None:
         """The record of ``rid`` and its sidecar's path; bad or duplicate sidecars are dealt with."""
         valid: list[tuple[Path, Record]] = []
         for path in files.sidecars.get(rid, []):
-            record, is_object = _read_record(path)
+            record, legacy, why = _read_record(path)
             if record is not None and record.id == rid and record.owner == self.owner:
-                valid.append((path, record))
-                continue
-            if record is None and is_object and path.is_relative_to(self.layout.outputs):
+                claim = sidecars.refusal(record) or self._claims_foreign_blob(record, files)
+                if claim is None:
+                    valid.append((path, record))
+                    continue
+                why = claim
+            elif record is None and legacy and path.is_relative_to(self.layout.outputs):
                 legacy_ids.add(rid)  # an older app's JSON named like an id: adopted with its image
                 continue
-            why = "does not parse as a record" if record is None else f"names {record.owner}/{record.id}"
+            elif record is None:
+                why = f"does not parse as a record ({why})"
+            else:
+                why = f"names {record.owner}/{record.id}"
             fix = self.problem("bad_sidecar", f"sidecar {why}; moved to quarantine/records", rid, path)
             if fix:
                 fix.repaired = True
@@ -284,6 +342,14 @@ class _UserCheck:
                 fix.repaired = True
                 remove(other)
         return record, path
+
+    def _claims_foreign_blob(self, record: Record, files: UserFiles) -> str | None:
+        """Why a sidecar naming another user's blob without its bytes is refused (:mod:`casvault.sidecars`)."""
+        if self.blob_owners is None:
+            return None
+        if self._shas is None:
+            self._shas = {r.sha256 for r in replay(self.layout.manifest_path(self.owner), self.owner).records.values()}
+        return sidecars.blob_claim(self.store, record, self._shas, files.images.get(record.id, []), self.blob_owners)
 
     def _check_record(self, record: Record, at: Path, files: UserFiles) -> bool:
         """Check one record with a valid sidecar; False when it was found lost (and removed)."""
@@ -331,9 +397,9 @@ class _UserCheck:
                 if os.path.lexists(dst):
                     remove(src)
                     continue
-                dst.parent.mkdir(parents=True, exist_ok=True)
+                safefs.make_dirs(self.layout.root, dst.parent)
                 os.replace(src, dst)
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        safefs.make_dirs(self.layout.root, sidecar.parent)
         write_file(sidecar, encode_record(record), self.layout.tmp, fsync=self.store.config.fsync)
         remove(at)
 
@@ -360,10 +426,12 @@ class _UserCheck:
         if source is not None:
             fix = self.problem("blob_missing", f"blob missing; its bytes are in {source.name}", rid, path)
             if fix:
-                blobs.put(source.read_bytes(), record.sha256)
+                blobs.put(safefs.read_regular(source, record.bytes), record.sha256)
                 fix.repaired = True
             return True
-        fix = self.problem("blob_missing", "blob missing and no projection holds its bytes: record lost", rid, path)
+        fix = self.problem("blob_missing", "blob missing and no projection holds its bytes: image lost", rid, path)
+        if self.want("blob_missing"):
+            self.report.problems[-1].lost = True
         if fix:
             for p in files.images.get(rid, []) + files.thumbs.get(rid, []):
                 remove(p)
@@ -371,8 +439,9 @@ class _UserCheck:
                 side = self.layout.sidecar_path(record, trashed)
                 if side.exists():
                     self._quarantine_sidecar(side)
-            fix.detail += "; sidecar moved to quarantine/records"
-            fix.repaired = self.changed = True
+            # NOTE: never "repaired": the image is gone until `casvault restore` brings it back.
+            fix.detail += "; sidecar moved to quarantine/records (casvault restore puts it back from a backup)"
+            self.changed = True
             return False
         return True
 
@@ -426,7 +495,8 @@ class _UserCheck:
                 continue
             fix = self.problem("orphan_projection", "trashed projection without a sidecar; bytes kept as a blob", rid, path)
             if fix:
-                data = path.read_bytes()
+                cfg = self.store.config
+                data = safefs.read_regular(path, max(cfg.max_upload_bytes, cfg.max_video_bytes))
                 self.store.blobs.put(data, digest(data))
                 remove(path)
                 fix.repaired = True
@@ -465,6 +535,10 @@ class _UserCheck:
         for rid in sorted(legacy_ids):
             plain.extend(p for p in files.images.get(rid, []) if p.is_relative_to(self.layout.outputs))
         for path in plain:
+            why = _why_not_adoptable(path)
+            if why is not None:
+                self._foreign(path, why)
+                continue
             fix = self.problem("unadopted", "a plain file not yet in the store (casvault reindex --adopt)", path=path)
             if fix:
                 from .adopt import adopt_file
@@ -474,6 +548,10 @@ class _UserCheck:
                 fix.id = result.id
                 if result.reason:
                     fix.detail += f": {result.reason}"
+                if result.status == "failed" and os.path.lexists(path):
+                    # NOTE: it can never be adopted (damaged, too large): set aside, so the next fsck is clean
+                    fix.detail += f"; moved to {safefs.set_aside(self.layout.root, path, result.reason or 'failed')}"
+                    fix.repaired = True
                 self.changed = True
 
     def _manifest(self, state: ManifestState, truth: dict[str, Record]) -> bool:
@@ -505,7 +583,7 @@ class _UserCheck:
 
     def _quarantine_sidecar(self, path: Path) -> None:
         dest = self.layout.root / "quarantine" / "records" / self.owner / f"{path.stem}.{int(time.time())}.json"
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        safefs.make_dirs(self.layout.root, dest.parent)
         os.replace(path, dest)
 
 
@@ -514,7 +592,8 @@ class _UserCheck:
 
 def _merge_journals(store: Store) -> list[Path]:
     folder = store.layout.meta / "merges"
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+    # NOTE: regular files only: a planted link or FIFO named like a journal is never read
+    return [p for p in sorted(folder.glob("*.json")) if safefs.lkind(p) == "file"] if folder.is_dir() else []
 
 
 def _stray_tmp(store: Store) -> list[Path]:
@@ -578,6 +657,9 @@ def check(
     report = Report()
     if repair:
         _finish_interrupted(store, report, only)
+    if owners is None:
+        # NOTE: first, so that no user check reads through a planted link or FIFO (a manifest swapped for one).
+        _check_foreign_top(store, report, repair, only)
     chosen = sorted(owners) if owners is not None else store.users()
     if scrub:
         _scrub(store, chosen, use_sha256, report, progress)
@@ -586,6 +668,8 @@ def check(
         _check_global(store, report, repair, only)
     if repair:
         again = Report()
+        if owners is None:
+            _check_foreign_top(store, again, False, only)
         _check_users(store, chosen, again, False, only, None)
         if owners is None:
             _check_global(store, again, False, only)
@@ -623,9 +707,17 @@ def _check_users(
 ) -> None:
     records = 0
     items: Iterable[str] = progress(owners, len(owners), "checking") if progress else owners
+    cache: dict[str, set[str]] | None = None
+
+    def blob_owners() -> dict[str, set[str]]:
+        nonlocal cache
+        if cache is None:
+            cache = sidecars.blob_owners(store)
+        return cache
+
     for owner in items:
         with store.locks.user(owner):
-            user_check = _UserCheck(store, owner, report, repair, only)
+            user_check = _UserCheck(store, owner, report, repair, only, blob_owners)
             rebuild = user_check.run()
         records += user_check.records
         if rebuild:
@@ -634,6 +726,52 @@ def _check_users(
                 if p.user == owner and p.kind.startswith("manifest_") and not p.repaired:
                     p.repaired = True
     report.checked.update(users=len(owners), records=records)
+
+
+def _why_not_adoptable(path: Path) -> str | None:
+    from .adopt import why_not_adoptable  # NOTE: adopt imports store, as fsck does; kept lazy like adopt_file
+
+    return why_not_adoptable(path)
+
+
+def _foreign_top(store: Store) -> list[tuple[Path, str]]:
+    """Entries in outputs/, trash/ and meta/users/ that are not a user's real folder (or outputs/users itself)."""
+    found: list[tuple[Path, str]] = []
+    layout = store.layout
+    for top in (layout.outputs, layout.trash):
+        for _folder, dirs, files, foreign in _one_level(top):
+            found += [(top / name, "not part of the store's layout") for name in files + [d for d in dirs if d != "users"]]
+            found += [(f.path, f.reason) for f in foreign]
+    for base in (layout.outputs / "users", layout.trash / "users", layout.meta / "users"):
+        for _folder, dirs, files, foreign in _one_level(base):
+            found += [(base / name, "not a user folder (the name is not a user id)")
+                      for name in dirs if not is_user_id(name)]
+            found += [(base / name, "a file where only user folders belong") for name in files]
+            found += [(f.path, f.reason) for f in foreign]
+    for user in store.users():
+        path = layout.manifest_path(user)
+        kind = safefs.lkind(path)
+        if kind not in (None, "file"):
+            found.append((path, f"the manifest is a {kind}, not a regular file"))
+    return found
+
+
+def _one_level(base: Path) -> Iterable[tuple[Path, list[str], list[str], list[safefs.Foreign]]]:
+    for entry in safefs.walk(base):
+        yield entry
+        return
+
+
+def _check_foreign_top(store: Store, report: Report, repair: bool, only: set[str] | None) -> None:
+    """Report (and with repair set aside) what is not a user's real folder in outputs/, trash/, meta/users/."""
+    if only is not None and "foreign" not in only:
+        return
+    for path, why in _foreign_top(store):
+        p = Problem("foreign", f"{why}; set aside under quarantine/foreign on repair", path=str(path))
+        report.problems.append(p)
+        if repair:
+            p.detail = f"{why}; moved to {safefs.set_aside(store.layout.root, path, why)}"
+            p.repaired = True
 
 
 def _check_global(store: Store, report: Report, repair: bool, only: set[str] | None) -> None:

@@ -39,7 +39,7 @@ def check_record_paths(record: Record) -> None:
     if not is_id(record.id):
         raise InvalidInput("record id must be 32 lowercase hex characters", field="id")
     if record.mime not in EXT_BY_MIME:
-        raise InvalidInput("record mime must be image/png, image/jpeg or image/webp", field="mime")
+        raise InvalidInput("record mime must be image/png, image/jpeg, image/webp, video/mp4 or video/webm", field="mime")
     if record.thumb is not None:
         m = THUMB_RE.fullmatch(record.thumb)
         if m is None or m[1] != record.id:

@@ -8,16 +8,18 @@ before the next append. A bad line before the end is an error
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import msgspec
 
-from . import faults
+from . import faults, safefs
 from .atomic import fsync_dir, storage_error, write_file
-from .errors import ManifestCorrupt
+from .errors import ManifestCorrupt, UnsafeFile
 from .records import (
     Event,
     MoveEvent,
@@ -50,15 +52,19 @@ class Manifest:
         """Events from ``offset`` to the last complete line.
 
         Raises ManifestCorrupt for a line that does not parse (the torn tail
-        excepted). A missing file reads as empty.
+        excepted) and for a manifest that is not a regular file (a planted
+        symlink or FIFO: never followed; the index rebuilds it from the
+        sidecars). A missing file reads as empty.
         """
         try:
-            with open(self.path, "rb") as fh:
+            with safefs.open_regular(self.path) as (fh, _st):
                 if offset:
                     fh.seek(offset)
                 buf = fh.read()
         except FileNotFoundError:
             return Chunk([], 0, False)
+        except UnsafeFile as exc:
+            raise ManifestCorrupt(f"{self.path}: {exc.message}", path=str(self.path)) from None
         end = buf.rfind(b"\n") + 1
         torn = end < len(buf)
         body = buf[:end]
@@ -93,7 +99,19 @@ class Manifest:
     def repair_tail(self) -> int:
         """Cut a torn last line off; call under the user's lock. Returns bytes cut."""
         try:
-            with open(self.path, "rb+") as fh:
+            if not stat.S_ISREG(os.lstat(self.path).st_mode):
+                raise storage_error(OSError(errno.EINVAL, "not a regular file"), "opening the manifest")
+            fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise storage_error(exc, "opening the manifest (not a regular file?)") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise storage_error(OSError(errno.EINVAL, "not a regular file"), "opening the manifest")
+        os.set_blocking(fd, True)
+        try:
+            with os.fdopen(fd, "rb+") as fh:
                 size = fh.seek(0, os.SEEK_END)
                 if size == 0:
                     return 0
@@ -121,9 +139,10 @@ class Manifest:
         Raises StorageFull / StorageError; a partial write is cut off.
         """
         data = b"".join(encode_event(e) for e in events)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_folder()
         self.repair_tail()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # NOTE: O_NOFOLLOW: a manifest swapped for a symlink is never appended through (repair_tail refused it above).
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         created = False
         try:
             start = os.fstat(fd).st_size
@@ -145,9 +164,15 @@ class Manifest:
             fsync_dir(self.path.parent)
         return end
 
+    def _make_folder(self) -> None:
+        """Create meta/users/<user>/, refusing to write through a symlinked folder."""
+        # NOTE: the manifest lives at <root>/meta/users/<user>/manifest.jsonl (Layout.manifest_path).
+        parents = self.path.parents
+        safefs.make_dirs(parents[3] if len(parents) > 3 else self.path.parent, self.path.parent)
+
     def rewrite(self, events: list[Event], tmp_dir: Path) -> None:
         """Replace the whole manifest atomically (reindex, repair)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_folder()
         write_file(self.path, b"".join(encode_event(e) for e in events), tmp_dir, fsync=self.fsync)
 
 
@@ -171,8 +196,11 @@ def replay(path: Path, owner: str) -> ManifestState:
     """
     state = ManifestState()
     try:
-        data = path.read_bytes()
+        data = safefs.read_regular(path, 1 << 40)
     except FileNotFoundError:
+        return state
+    except UnsafeFile:
+        state.bad_lines.append(0)  # NOTE: not a regular file: unread, reported, rebuilt from the sidecars
         return state
     end = data.rfind(b"\n") + 1
     state.torn = end < len(data)

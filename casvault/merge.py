@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 import msgspec
 
-from . import faults
+from . import faults, safefs
 from .adopt import ensure_projection
 from .atomic import remove, write_file
 from .errors import Conflict, InvalidInput
@@ -180,7 +180,7 @@ def _move_one(store: Store, known: Record, member: str) -> str:
         record, guest_sidecar = now
         new = evolve(record, owner=member)
         image, sidecar, thumb = store.layout.paths(new)
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        safefs.make_dirs(store.layout.root, sidecar.parent)
         write_file(sidecar, encode_record(new), store.layout.tmp, fsync=cfg.fsync)
         faults.point("merge.after_sidecar")
         ensure_projection(store, new, image)
@@ -212,7 +212,7 @@ def _copy_thumb(store: Store, record: Record, new: Record, dest: Path) -> None:
     except FileNotFoundError:
         data = thumbs.make_thumbnail(store.blobs.read(record.sha256), store.config.thumb_size,
                                      store.config.thumb_quality)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    safefs.make_dirs(store.layout.root, dest.parent)
     write_file(dest, data, store.layout.tmp, fsync=store.config.fsync)
 
 

@@ -36,7 +36,14 @@ class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"
     trashed_at: str | None = None
     blake3: str | None = None
     source: dict[str, Any] | None = None
+    legacy_path: str | None = None  # an adopted file's old path under outputs/ (its old URL redirects)
+    frames: int | None = None  # an animated image's frame count
+    duration_ms: int | None = None  # how long it plays once
     schema: int = SCHEMA
+
+    def __post_init__(self) -> None:
+        """Refuse a creation time that does not parse or that some time zone cannot show (a crafted sidecar)."""
+        check_time(self.created_at, "created_at")
 
     @property
     def kind(self) -> str:
@@ -46,7 +53,8 @@ class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"
     @property
     def ext(self) -> str:
         """File extension of the original, from its mime type."""
-        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[self.mime]
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4",
+                "video/webm": "webm"}[self.mime]
 
     @property
     def trashed(self) -> bool:
@@ -163,6 +171,29 @@ _event_decoder = msgspec.json.Decoder(Event)
 _known: dict[type, frozenset[str]] = {
     t: frozenset(t.__struct_fields__) | {"kind"} for t in RECORD_TYPES.values()
 }
+
+
+# NOTE: a day of margin at both ends, so that the partition day of any
+# accepted time exists in every time zone (year 1 and 9999 overflow there).
+_EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
+_LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
+
+
+def check_time(value: object, name: str = "created_at") -> None:
+    """Raise ValueError unless ``value`` is an ISO 8601 time between years 1 and 9999 in every zone.
+
+    Raised inside msgspec decoding, the error becomes a ValidationError: a
+    sidecar, manifest line or backup record with such a time does not parse.
+    """
+    try:
+        dt = datetime.fromisoformat(value)  # type: ignore[arg-type]
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        ok = 1 < dt.year < 9999 or _EARLIEST <= dt <= _LATEST  # NOTE: the year test alone is the fast path
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} is not an ISO 8601 time between the years 1 and 9999")
 
 
 def now_iso() -> str:

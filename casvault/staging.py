@@ -2,26 +2,43 @@
 
 ComfyUI's LoadImage node reads files by name from its input folder
 (``COMFY_INPUT_DIR``). :func:`stage_for_comfy` places a record's original
-there under a fresh name, ``casvault_<record id>_<8 hex>.<ext>``, as a
-hardlink to the blob where the filesystem allows (no bytes copied), else a
-symlink, else a copy; :func:`release_staged` removes such names after the
-job and :func:`cleanup_staged` sweeps leftovers of jobs that never released
-theirs. Only names of that exact shape are ever touched, so the rest of
-ComfyUI's input folder is safe from these functions.
+there under a fresh name, ``casvault_<record id>_<8 hex>.<ext>``;
+:func:`release_staged` removes such names after the job and
+:func:`cleanup_staged` sweeps leftovers of jobs that never released theirs.
+Only names of that exact shape are ever touched, so the rest of ComfyUI's
+input folder is safe from these functions.
+
+How the file is placed (CASVAULT_STAGE_MODE):
+
+- ``auto`` (the default): a reflink (the ``FICLONE`` ioctl: btrfs, XFS,
+  bcachefs, ZFS 2.2+...), which shares the blocks copy-on-write, so no
+  bytes are copied and a later write to the staged name can never reach the
+  blob; where the filesystem has no reflinks (ext4, tmpfs, another
+  filesystem), a plain copy.
+- ``copy``: always a copy.
+- ``hardlink``: a hardlink to the blob (else a symlink, else a copy). The
+  staged name then *is* the blob's inode: a ComfyUI running as root that
+  uploads onto that name (``/upload/image?overwrite=true``) rewrites the
+  blob, which fsck then reports as ``blob_damaged``. Only for sites where
+  ComfyUI cannot write to its input folder's existing files.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .atomic import fsync_dir, remove, storage_error
 from .config import Config
 from .errors import Conflict, InvalidInput
 from .views import project_view
@@ -29,9 +46,17 @@ from .views import project_view
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["STAGED_NAME", "cleanup_staged", "input_dir_from", "is_staged_name", "release_staged", "stage_for_comfy"]
+__all__ = [
+    "STAGED_NAME", "STAGE_MODES", "cleanup_staged", "input_dir_from", "is_staged_name", "release_staged", "stage_for_comfy",
+]
 
 log = logging.getLogger("casvault.staging")
+
+STAGE_MODES = ("auto", "copy", "hardlink")
+FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+# What a filesystem (or a kernel) without reflinks answers to FICLONE.
+_NO_REFLINK = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EPERM,
+                         errno.ENOSYS})
 
 STAGED_NAME = re.compile(r"casvault_[0-9a-f]{32}_[0-9a-f]{8}\.(?:png|jpg|webp)")
 # The temp name project_view links under before renaming; left only by a crash.
@@ -73,22 +98,55 @@ def stage_for_comfy(store: Store, owner: str, record_id: str, comfy_input_dir: s
     record = store.get(owner, record_id)
     if record.status != "active":
         raise Conflict("the image is in the trash", id=record_id)
+    if not record.mime.startswith("image/"):
+        raise InvalidInput("only images can be staged for LoadImage, not videos", field="id")
     name = f"casvault_{record.id}_{secrets.token_hex(4)}.{record.ext}"
-    # NOTE: "auto" unless CASVAULT_STAGE_MODE=copy, whatever CASVAULT_LINK_MODE
-    # says: that setting is about outputs/, while ComfyUI's input folder is
-    # often on another filesystem, where a hardlink fails with EXDEV and must
-    # fall back. A hardlink shares the blob's inode (mode 0444): a ComfyUI that
-    # runs as root and uploads with overwrite=true onto this exact name could
-    # truncate the blob, so such sites set CASVAULT_STAGE_MODE=copy.
-    project_view(
-        store.blobs.path(record.sha256),
-        folder / name,
-        setting=store.config.stage_mode,
-        fsync=store.config.fsync,
-        refresh_inode=lambda: store.blobs.refresh_inode(record.sha256),
-    )
-    log.info("staged %s for %s as %s", record.id, owner, name)
+    blob = store.blobs.path(record.sha256)
+    # NOTE: CASVAULT_LINK_MODE is about outputs/ and is not read here.
+    if store.config.stage_mode == "hardlink":
+        mode = project_view(
+            blob, folder / name, setting="auto", fsync=store.config.fsync,
+            refresh_inode=lambda: store.blobs.refresh_inode(record.sha256),
+        )
+    else:
+        mode = _clone_or_copy(blob, folder / name, reflink=store.config.stage_mode == "auto", fsync=store.config.fsync)
+    log.info("staged %s for %s as %s (%s)", record.id, owner, name, mode)
     return name
+
+
+def _clone_or_copy(blob: Path, dest: Path, *, reflink: bool, fsync: bool) -> str:
+    """Place ``dest`` as a file of its own with the blob's bytes: a reflink where possible, else a copy.
+
+    Made under a temp name, mode 0444, fsynced and renamed into place;
+    returns "reflink" or "copy". Raises StorageError/StorageFull.
+    """
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
+    mode = "copy"
+    try:
+        with open(blob, "rb") as src, open(tmp, "xb") as out:
+            cloned = False
+            if reflink:
+                try:
+                    fcntl.ioctl(out.fileno(), FICLONE, src.fileno())
+                    cloned = True
+                except OSError as exc:
+                    if exc.errno not in _NO_REFLINK:
+                        raise
+            if cloned:
+                mode = "reflink"
+            else:
+                shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, dest)
+        if fsync:
+            fsync_dir(dest.parent)
+    except OSError as exc:
+        remove(tmp)
+        raise storage_error(exc, f"staging {dest.name} ({mode})") from exc
+    return mode
 
 
 def release_staged(names: Iterable[object], comfy_input_dir: str | os.PathLike[str] | None) -> int:

@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, quota, thumbs, trash
+from . import comfy, faults, media, quota, safefs, thumbs, trash
+from .aspect import aspect_ratio
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
 from .blobs import FileBlobStore, StagedBlob, background, blake3_digest, digest
@@ -44,6 +45,7 @@ from .records import (
     Record,
     RestoreEvent,
     TrashEvent,
+    check_time,
     decode_record,
     encode_record,
     evolve,
@@ -190,7 +192,9 @@ class Store:
         found: set[str] = set()
         for base in (self.layout.meta / "users", self.layout.outputs / "users", self.layout.trash / "users"):
             try:
-                found.update(e.name for e in os.scandir(base) if e.is_dir() and is_user_id(e.name))
+                # NOTE: a symlinked user folder is not a user: fsck sets it aside.
+                found.update(e.name for e in os.scandir(base)
+                             if e.is_dir(follow_symlinks=False) and is_user_id(e.name))
             except FileNotFoundError:
                 pass
         return sorted(found)
@@ -285,6 +289,22 @@ class Store:
 
     # --- ingest -------------------------------------------------------------
 
+    def find_duplicate(self, owner: str, sha256: str, original_filename: str | None, kind: str) -> str | None:
+        """The id of ``owner``'s oldest record (any status) of the same bytes, file name and kind, or None.
+
+        The one rerun-safety rule of ``casvault ingest``, comfy-sync and
+        ``if_exists=skip``: the same bytes as another kind (a control of a
+        generated image) are not a duplicate.
+        """
+        idx = self.index(owner)
+        same = [
+            record
+            for record in (idx.records.get(rid) for rid in idx.by_sha.get(sha256, ()))
+            if record is not None and record.original_filename == original_filename and record.kind == kind
+        ]
+        # NOTE: the oldest one, so every retry answers with the same record.
+        return min(same, key=lambda r: (r.created_at, r.id)).id if same else None
+
     def ingest(
         self,
         data: bytes,
@@ -301,6 +321,7 @@ class Store:
         tags: list[str] | str | None = None,
         source: dict[str, Any] | None = None,
         make_thumb: bool = True,
+        keep_folder: bool = False,
     ) -> IngestResult:
         """Validate and store an image for ``owner``; returns the new record.
 
@@ -312,7 +333,7 @@ class Store:
             raise InvalidInput("kind must be generated, control or input", field="kind")
         fields = self._check_fields(
             kind,
-            original_filename=original_filename,
+            original_filename=check_filename(original_filename, keep_folder),
             workflow_id=workflow_id,
             aspect_ratio=aspect_ratio,
             seed=seed,
@@ -321,8 +342,10 @@ class Store:
         )
         try:
             created = normalize_time(created_at)
+            check_time(created)  # NOTE: the record's own rule: a time every partition zone can show
         except (ValueError, TypeError):
-            raise InvalidInput("created_at must be ISO 8601", field="created_at") from None
+            raise InvalidInput("created_at must be an ISO 8601 time between the years 1 and 9999",
+                               field="created_at") from None
         staged = None
         if isinstance(self.blobs, FileBlobStore) and 0 < len(data) <= self.config.max_upload_bytes:
             # NOTE: the original is hashed and written to a durable temp file in
@@ -347,15 +370,24 @@ class Store:
         make_thumb: bool,
         staged: StagedBlob | None,
     ) -> IngestResult:
-        info = check_image(
-            data,
-            max_bytes=self.config.max_upload_bytes,
-            max_pixels=self.config.max_pixels,
-            keep=make_thumb,
-            decode=make_thumb,
-        )
-        if kind == "generated" and info.ext == "png" and source is None:
+        # NOTE: MP4 and WebM are stored as generated records only (ComfyUI's video outputs).
+        video = media.sniff_video(data) if kind == "generated" else None
+        info: Any
+        if video is not None:
+            info = media.check_video(data, max_bytes=self.config.max_video_bytes, max_pixels=self.config.max_pixels)
+        else:
+            info = check_image(
+                data,
+                max_bytes=self.config.max_upload_bytes,
+                max_pixels=self.config.max_pixels,
+                keep=make_thumb,
+                decode=make_thumb,
+            )
+        if kind == "generated" and info.ext in ("png", "webp", "mp4", "webm") and source is None:
             fields, source = _fill_from_comfy(data, fields)
+        anim = info.animation if video is not None else media.animation(data, info.ext.upper())
+        if kind == "generated" and fields["aspect_ratio"] is None:
+            fields = {**fields, "aspect_ratio": aspect_ratio(info.width, info.height)}
         sha = staged.sha256 if staged is not None else digest(data)
         b3 = staged.blake3() if staged is not None else blake3_digest(data)
         rid = uuid.uuid4().hex
@@ -378,6 +410,8 @@ class Store:
             height=info.height,
             blake3=b3,
             source=source,
+            frames=anim.frames if anim else None,
+            duration_ms=anim.duration_ms if anim else None,
         )
         record: Record = RECORD_TYPES[kind](**common, **fields)
         files = self._stage_files(record, thumb_bytes)
@@ -400,7 +434,7 @@ class Store:
         return IngestResult(record, new_blob, in_trash)
 
     def _check_fields(self, kind: str, **raw: Any) -> dict[str, Any]:
-        fields: dict[str, Any] = {"original_filename": check_filename(raw["original_filename"])}
+        fields: dict[str, Any] = {"original_filename": raw["original_filename"]}
         if kind != "generated":
             return fields
         seed = raw["seed"]
@@ -453,7 +487,7 @@ class Store:
         image, sidecar, thumb = self.layout.paths(record)
         side_tmp, thumb_tmp = files
         try:
-            sidecar.parent.mkdir(parents=True, exist_ok=True)
+            safefs.make_dirs(self.layout.root, sidecar.parent)
         except OSError as exc:
             raise storage_error(exc, "creating a day folder") from exc
         publish(side_tmp, sidecar, fsync=False)
@@ -463,7 +497,7 @@ class Store:
         folders = [blob_dir, sidecar.parent]
         if thumb_tmp is not None:
             try:
-                thumb.parent.mkdir(exist_ok=True)
+                safefs.make_dirs(self.layout.root, thumb.parent)
             except OSError as exc:
                 raise storage_error(exc, "creating a thumb folder") from exc
             publish(thumb_tmp, thumb, fsync=False)
@@ -505,6 +539,10 @@ class Store:
         # NOTE: sidecar first: a projection left without one is removed by
         # fsck, while a sidecar left without its projection would be adopted.
         image, sidecar, thumb = self.layout.paths(record)
+        try:
+            safefs.check_inside(self.layout.root, thumb)
+        except CasvaultError:
+            return  # NOTE: a folder on the way is a symlink: nothing of ours was written through it
         for path in (sidecar, image, thumb):
             try:
                 remove(path)
@@ -601,6 +639,16 @@ class Store:
             self.log_events(owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
         return record
 
+    def place_record(self, record: Record, thumb_bytes: bytes | None, *, point: str) -> None:
+        """Write a checked record whose blob is stored: sidecar, projection, thumbnail, then its manifest line.
+
+        Call under the owner's lock (restore). On any failure the files
+        already written are taken back and the error is raised: nothing
+        half-written stays.
+        """
+        self._materialize_or_discard(record, thumb_bytes, point)
+        self.log_events(record.owner, AddEvent(at=now_iso(), record=record), undo=lambda: self._discard(record))
+
     # --- trash, restore, purge, metadata -------------------------------------
 
     def trash(self, owner: str, rid: str, kind: str | None = None) -> Record:
@@ -634,6 +682,8 @@ class Store:
         """
         src_image, src_sidecar, src_thumb = self.layout.paths(old)
         dst_image, dst_sidecar, dst_thumb = self.layout.paths(new)
+        for path in (src_thumb, dst_thumb):
+            safefs.check_inside(self.layout.root, path)
         write_file(src_sidecar, encode_record(new), self.layout.tmp, fsync=self.config.fsync, point="sidecar.write")
         faults.point(f"{point}.after_sidecar")
         moved_dirs: set[Path] = set()
@@ -648,7 +698,7 @@ class Store:
                         if src is src_sidecar:
                             raise
                         continue  # e.g. no thumbnail: nothing to move
-                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    safefs.make_dirs(self.layout.root, dst.parent)
                     os.replace(src, dst)
             except OSError as exc:
                 raise storage_error(exc, f"moving {src.name}") from exc
@@ -679,6 +729,7 @@ class Store:
         """
         for trashed in (True, False):
             image, sidecar, thumb = self.layout.paths(record, trashed)
+            safefs.check_inside(self.layout.root, thumb)
             if remove(sidecar) and point:
                 faults.point(point)
             remove(image)
@@ -694,8 +745,8 @@ class Store:
         for trashed in (record.status == "trash", record.status != "trash"):
             path = self.layout.sidecar_path(record, trashed)
             try:
-                found = decode_record(path.read_bytes())
-            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                found = decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
+            except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
                 continue
             if found.id == record.id and found.owner == record.owner:
                 return found, path
@@ -760,18 +811,21 @@ class Store:
     # --- rebuilding from sidecars --------------------------------------------
 
     def scan_sidecars(self, owner: str) -> Iterator[tuple[Path, Record | None]]:
-        """Every sidecar of ``owner`` in outputs/ and trash/, parsed (None if unreadable)."""
+        """Every sidecar of ``owner`` in outputs/ and trash/, parsed (None if unreadable or not a record).
+
+        Only regular files in real folders are read (:mod:`casvault.safefs`).
+        """
         for trashed in (False, True):
             base = self.layout.user_base(owner, trashed)
-            for dirpath, dirnames, filenames in os.walk(base):
+            for folder, dirnames, filenames, _foreign in safefs.walk(base):
                 dirnames[:] = [d for d in dirnames if d != "thumb"]
                 for name in filenames:
                     if not name.endswith(".json") or not is_id(name[:-5]):
                         continue
-                    path = Path(dirpath) / name
+                    path = folder / name
                     try:
-                        record = decode_record(path.read_bytes())
-                    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                        record = decode_record(safefs.read_regular(path, safefs.JSON_MAX_BYTES))
+                    except (OSError, CasvaultError, msgspec.DecodeError, msgspec.ValidationError):
                         yield path, None
                         continue
                     yield path, record
@@ -779,28 +833,51 @@ class Store:
     def rebuild_manifest(self, owner: str) -> int:
         """Rewrite ``owner``'s manifest from the sidecars (the sidecars are the truth).
 
-        Purges logged in the old manifest but not finished are finished first.
-        Returns the number of records. Takes the user's lock.
+        Purges logged in the old manifest but not finished are finished first;
+        a sidecar that names another user's blob without carrying its bytes
+        is left out (:mod:`casvault.sidecars`). Returns the number of
+        records. Takes the user's lock.
         """
+        from . import sidecars  # NOTE: sidecars reads manifests, which this module also imports
+
         with self.locks.user(owner):
-            purged = self._logged_purges(owner)
+            old = replay(self.layout.manifest_path(owner), owner)
+            purged = old.purged
+            own_shas = {r.sha256 for r in old.records.values()}
+            others: dict[str, set[str]] = {}
+
+            def blob_owners() -> dict[str, set[str]]:
+                if not others:
+                    others.update(sidecars.blob_owners(self))
+                return others
+
             records = []
             for path, record in self.scan_sidecars(owner):
                 if record is None or record.owner != owner or record.id != path.stem:
                     continue
+                image = path.with_name(f"{record.id}.{record.ext}")
+                if sidecars.refusal(record) or sidecars.blob_claim(self, record, own_shas, [image], blob_owners):
+                    continue  # NOTE: left out, not deleted: fsck and reindex quarantine and report it
                 if record.id in purged:
                     self.remove_files(record)
                     continue
-                records.append(record)
+                records.append(self._backfill(record, path))
             records.sort(key=lambda r: (r.created_at, r.id))
             events: list[Event] = [AddEvent(at=r.created_at, record=r) for r in records]
             self.manifest(owner).rewrite(events, self.layout.tmp)
             self.sync_record_index(owner)
             return len(records)
 
-    def _logged_purges(self, owner: str) -> set[str]:
-        """Ids the manifest purged and no later event re-created (damaged lines tolerated)."""
-        return replay(self.layout.manifest_path(owner), owner).purged
+    def _backfill(self, record: Record, sidecar: Path) -> Record:
+        """A record stored before a derived field existed, with it filled in (sidecar rewritten); else as is."""
+        if record.kind != "generated" or record.aspect_ratio is not None:  # type: ignore[union-attr]
+            return record
+        ratio = aspect_ratio(record.width, record.height)
+        if ratio is None:
+            return record
+        new = evolve(record, aspect_ratio=ratio)
+        write_file(sidecar, encode_record(new), self.layout.tmp, fsync=self.config.fsync, point="sidecar.write")
+        return new
 
 
 def _fill_from_comfy(data: bytes, fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:

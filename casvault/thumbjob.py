@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from . import thumbs
+from . import safefs, thumbs
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .records import AddEvent, Record, encode_record, evolve, now_iso
 from .store import Store
@@ -66,7 +66,7 @@ def write_thumbnail(store: Store, record: Record, data: bytes | None = None) -> 
         data = thumbs.make_thumbnail(store.blobs.read(record.sha256), cfg.thumb_size, cfg.thumb_quality)
     new = record if record.thumb else evolve(record, thumb=f"thumb/{record.id}.{thumbs.THUMB_EXT}")
     path = store.layout.thumb_path(new)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    safefs.make_dirs(store.layout.root, path.parent)
     write_file(path, data, store.layout.tmp, fsync=cfg.fsync)
     if new is not record:
         write_file(store.layout.sidecar_path(new), encode_record(new), store.layout.tmp, fsync=cfg.fsync)

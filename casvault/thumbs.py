@@ -6,6 +6,8 @@ import io
 
 from PIL import Image, ImageOps, features
 
+from . import media
+
 WEBP = features.check("webp")
 THUMB_EXT = "webp" if WEBP else "jpg"
 THUMB_MIME = "image/webp" if WEBP else "image/jpeg"
@@ -19,6 +21,8 @@ def make_thumbnail(source: bytes | Image.Image, size: int = 256, quality: int = 
     decodes once for validation and reuses it). Raises PIL errors for
     undecodable data (callers validated it already).
     """
+    if isinstance(source, (bytes, bytearray, memoryview)) and media.sniff_video(bytes(source[:64])) is not None:
+        source = media.poster(bytes(source))  # a video's thumbnail is its first frame
     img = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
     with img:
         # NOTE: draft() lets the JPEG decoder scale by 1/2..1/8 while decoding

@@ -27,7 +27,7 @@ _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "png", "image/png", "PNG"),
     (b"\xff\xd8\xff", "jpg", "image/jpeg", "JPEG"),
 )
-MIME_BY_EXT = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+MIME_BY_EXT = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4", "webm": "video/webm"}
 EXT_BY_MIME = {v: k for k, v in MIME_BY_EXT.items()}
 
 
@@ -106,8 +106,8 @@ def check_tags(value: object) -> list[str]:
     return tags
 
 
-def check_filename(value: object) -> str | None:
-    """An original file name, kept for display only: reduced to its last path part."""
+def check_filename(value: object, keep_folder: bool = False) -> str | None:
+    """An original file name, kept for display only: its last path part (with ``keep_folder``, a clean relative path)."""
     if value is None or value == "":
         return None
     name = check_text(value, "original_filename", 255)
@@ -116,6 +116,10 @@ def check_filename(value: object) -> str | None:
     # folder part is cut off (a CRLF there must not slip through).
     if any(c in name for c in "\n\r\t"):
         raise InvalidInput("original_filename contains control characters", field="original_filename")
+    if keep_folder:
+        # NOTE: a ComfyUI output's name keeps its subfolder ("casv/two_00001_.png");
+        # empty, "." and ".." parts are dropped, so it never reads as a path out.
+        return "/".join(p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")) or None
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     return name or None
 
@@ -206,3 +210,56 @@ def check_image(
     except Exception as exc:  # Pillow raises many types for damaged data
         raise NotAnImage(f"damaged or unreadable {ext.upper()} image: {exc.__class__.__name__}") from None
     return ImageInfo(ext=ext, mime=mime, width=width, height=height, image=decoded if keep else None)
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_record(record: object, *, max_bytes: int, text: bool = True) -> None:
+    """Check a record read from outside (a backup, a sidecar) as ingest checks its fields.
+
+    Ids, owner, digests, size, status, tags, and with ``text`` the file name
+    and text fields (a sidecar on disk is checked without them: older
+    adoptions kept file names as found); the times are checked when the
+    record is decoded, and the mime against the bytes by the caller
+    (``check_image``). Raises InvalidInput naming the field.
+    """
+    get = lambda name: getattr(record, name, None)  # noqa: E731
+    if not is_id(get("id")):
+        raise InvalidInput("id must be 32 lowercase hex characters", field="id")
+    check_user_id(get("owner"))
+    for name in ("sha256", "blake3"):
+        value = get(name)
+        if (value is not None or name == "sha256") and not (isinstance(value, str) and _HEX64.fullmatch(value)):
+            raise InvalidInput(f"{name} must be 64 lowercase hex characters", field=name)
+    size = get("bytes")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= max_bytes:
+        raise InvalidInput(f"bytes must be between 1 and {max_bytes}", field="bytes")
+    if get("status") not in ("active", "trash"):
+        raise InvalidInput("status must be active or trash", field="status")
+    if get("trashed_at") is not None:
+        from .records import check_time  # NOTE: records imports this module
+
+        try:
+            check_time(get("trashed_at"), "trashed_at")
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="trashed_at") from None
+    tags = get("tags")
+    if check_tags(tags) != tags:
+        raise InvalidInput("tags must be distinct, trimmed, non-empty strings", field="tags")
+    if not text:
+        return
+    name = get("original_filename")
+    if name is not None and check_filename(name) != name:
+        raise InvalidInput("original_filename must be a bare file name", field="original_filename")
+    for dim in ("width", "height"):
+        value = get(dim)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise InvalidInput(f"{dim} must be a positive integer", field=dim)
+    if getattr(record, "kind", None) == "generated":
+        for field, limit in (("prompt", FIELD_MAX_LEN), ("negative_prompt", FIELD_MAX_LEN), ("workflow_id", 200),
+                             ("aspect_ratio", 20)):
+            check_text(get(field), field, limit)
+        seed = get("seed")
+        if seed is not None and (isinstance(seed, bool) or not -(2**63) <= seed < 2**64):
+            raise InvalidInput("seed must be a 64-bit integer", field="seed")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -95,10 +96,14 @@ class Watcher:
                 if now - seen < self.settle:
                     continue
                 try:
-                    current = path.stat().st_size
+                    st = os.lstat(path)  # NOTE: never follows a link (safefs rule); adopt_file checks again
                 except FileNotFoundError:
                     del self._pending[path]
                     continue
+                if not stat.S_ISREG(st.st_mode):
+                    del self._pending[path]  # a symlink, FIFO or device: fsck reports it, never read here
+                    continue
+                current = st.st_size
                 if current != size:
                     self._pending[path] = (now, current)  # still growing: wait another round
                     continue

@@ -10,6 +10,7 @@ from casvault import backup as backups
 from casvault.validate import is_user_id
 
 from .common import (
+    config_from_ctx,
     core_errors,
     day_option,
     day_str,
@@ -66,27 +67,46 @@ def backup_cmd(ctx: click.Context, out: Path, user: str | None, as_json: bool, q
 @click.pass_context
 @core_errors
 def restore_cmd(ctx: click.Context, source: Path, dry_run: bool, as_json: bool, quiet: bool, **days) -> None:
-    """Restore a backup folder into this store (empty or live); existing records are left alone.
+    """Restore a backup folder into this store: a new, empty or live one; repairs by default.
 
-    Blobs are verified (sha256) before use. Records this store purged, or
-    that a merge moved to another user, are not brought back. --dry-run
-    checks everything and reports what would be restored, writing nothing.
-    Exits 1 when an archive or blob was damaged or missing.
+    Into a missing or empty root the store is created with the backup's own
+    settings (format, partition time zone). Into a live store, missing
+    records are added and, by default (no option needed), records already
+    here get back a blob that is missing, damaged or quarantined, and their
+    projection and thumbnail, from the backup's verified copy; records that
+    fsck --repair set aside as lost come back whole. Every record is checked
+    as an ingest checks it (ids, digests, dates, sizes, tags, mime against
+    the bytes); a bad one is reported with its reason and the rest are
+    restored. A record whose blob the backup does not carry is refused
+    unless its user already has those bytes here. Records this store purged,
+    or that a merge moved to another user, are not brought back. Archives
+    that are symlinks, FIFOs or devices are refused. --dry-run checks
+    everything and writes nothing. Exits 1 when anything was refused.
 
     Example: casvault restore /backup/casvault --from 2026-11-01 --to 2026-11-07 --dry-run
     """
-    store = store_from_ctx(ctx)
+    store, created = backups.open_for_restore(config_from_ctx(ctx), source, dry_run=dry_run)
     result = backups.restore(store, source, day_str(days["from"]), day_str(days["to"]), progress_for(quiet),
                              dry_run=dry_run)
+    result.created = created
     verb = "would restore" if dry_run else "restored"
+    fixed = "would repair" if dry_run else "repaired"
     emit(as_json, result.as_dict(), lambda: [
-        *(f"failed: {f}" for f in result.failed),
-        f"{len(result.days)} archives: {result.restored} {verb}, {result.existing} already there, "
+        *([f"created a store at {store.layout.root} (partition time zone {store.layout.tz})"] if created else []),
+        *(f"failed: {_failure(f)}" for f in result.failed),
+        f"{len(result.days)} archives: {result.restored} {verb}, {result.repaired} {fixed}, "
+        f"{result.existing} already there, "
         f"{result.purged} purged here and {result.moved} merged into another user (both skipped), "
         f"{len(result.failed)} failed",
     ], quiet)
     if result.failed:
         ctx.exit(1)
+
+
+def _failure(f: dict[str, str]) -> str:
+    """One refused archive, member or record as text."""
+    where = " ".join(f"{k}={f[k]}" for k in ("archive", "member", "id", "sha256") if k in f)
+    return f"{where}: {f['reason']}"
 
 
 def register(group: click.Group) -> None:

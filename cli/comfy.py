@@ -57,7 +57,8 @@ def _summary(report: SyncReport) -> list[str]:
     lines.append(
         f"{report.prompts_seen} job(s) in history, {report.prompts_synced} new: "
         f"{report.images_ingested} image(s) ingested, {report.images_present} already stored, "
-        f"{len(report.skipped)} job(s) skipped, {len(report.errors)} image(s) failed"
+        f"{len(report.skipped)} job(s) skipped, {len(report.errors)} image(s) failed, "
+        f"{report.retrying} to fetch again"
     )
     return lines
 
@@ -95,7 +96,12 @@ def comfy_sync(
 
     Reads /history, fetches each new output image with /view and stores it
     for the owner named in the job's extra_data. Handled jobs are remembered
-    in <root>/meta/comfy-sync.json, so reruns ingest nothing twice. Without
+    in <root>/meta/comfy-sync.json, so reruns ingest nothing twice. Failed
+    and interrupted jobs give the files they saved, tagged comfyui:failed or
+    comfyui:interrupted. A job with no owner waits until --default-owner is
+    given; an output that answers 404 is fetched again later (doubling
+    back-off, 5 attempts); a file over the upload limit is reported and
+    recorded, and blocks nothing. Without
     --once it polls every --interval seconds until SIGINT or SIGTERM, which
     end it cleanly between jobs; ComfyUI being unreachable is then reported
     and retried.
@@ -103,7 +109,8 @@ def comfy_sync(
     Example: casvault comfy-sync --url http://127.0.0.1:8188 --owner-from extra_data.owner_id --once --json
     """
     store = store_from_ctx(ctx)
-    client = ComfyClient(url, timeout=timeout, max_image_bytes=store.config.max_upload_bytes)
+    client = ComfyClient(url, timeout=timeout, max_image_bytes=store.config.max_upload_bytes,
+                         max_video_bytes=store.config.max_video_bytes)
     if once:
         report = sync(store, client, owner_from, default_owner=default_owner, max_items=max_items)
         emit(as_json, report.as_dict(), lambda: _summary(report), quiet=quiet)

@@ -10,7 +10,8 @@ from typing import Any, Iterator
 import click
 
 from casvault.blobs import digest
-from casvault.errors import CasvaultError, NotAnImage
+from casvault import safefs
+from casvault.errors import CasvaultError, NotAnImage, UnsafeFile
 from casvault.records import KINDS
 from casvault.validate import is_user_id, sniff
 
@@ -18,16 +19,20 @@ from .common import core_errors, emit, json_option, progress_for, quiet_option, 
 
 
 def _files(paths: tuple[Path, ...]) -> Iterator[Path]:
-    """The given files, and every file under the given folders (sorted, hidden ones skipped)."""
+    """The given files, and every entry under the given folders (sorted, hidden ones skipped).
+
+    A path named on the command line is followed; inside a folder nothing
+    is (safefs.walk): symlinks, FIFOs and devices are listed, and skipped
+    with their reason when opened.
+    """
     for path in paths:
         if path.is_dir():
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if not name.startswith("."):
-                        yield Path(dirpath) / name
+            for folder, dirnames, filenames, foreign in safefs.walk(Path(os.path.realpath(path))):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                names = sorted([*filenames, *(f.path.name for f in foreign)])
+                yield from (folder / name for name in names if not name.startswith("."))
         else:
-            yield path
+            yield Path(os.path.realpath(path))
 
 
 @click.command()
@@ -46,8 +51,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], owner: str, kind: str, n
     PNG, JPEG and WebP are recognised by their signature; other files, and
     images over the upload limit, are skipped with the reason (without
     being read whole). A file already ingested for this owner (same
-    sha256 and same file name) is skipped, so reruns are safe. Exits 1 when
-    a file failed.
+    sha256, same file name and same --kind) is skipped, so reruns are safe;
+    the same file as another kind (a control of a generated image) is
+    ingested. Exits 1 when a file failed.
 
     Example: casvault ingest ~/ComfyUI/output --owner u-alice --json
     """
@@ -70,8 +76,7 @@ def _ingest_one(store, path: Path, owner: str, kind: str, now: bool) -> tuple[st
     # NOTE: the size and the first bytes decide before the whole file is
     # read: a ComfyUI folder holds multi-GB videos and latents beside the images.
     try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
+        with safefs.open_regular(path) as (fh, st):
             head = fh.read(16)
             try:
                 sniff(head)
@@ -81,14 +86,15 @@ def _ingest_one(store, path: Path, owner: str, kind: str, now: bool) -> tuple[st
             if st.st_size > limit:
                 return "skipped", {"reason": f"larger than the upload limit ({st.st_size} > {limit} bytes)"}
             data = head + fh.read(limit + 1 - len(head))
+    except UnsafeFile as exc:
+        return "skipped", {"reason": exc.message}
     except OSError as exc:
         return "failed", {"reason": f"cannot read: {exc.strerror or exc}"}
     mtime = st.st_mtime
     sha = digest(data)
-    idx = store.index(owner)
-    for rid in idx.by_sha.get(sha, ()):
-        if idx.records[rid].original_filename == path.name:
-            return "skipped_duplicate", {"id": rid}
+    duplicate = store.find_duplicate(owner, sha, path.name, kind)
+    if duplicate is not None:
+        return "skipped_duplicate", {"id": duplicate}
     created = None if now else datetime.fromtimestamp(mtime, timezone.utc)
     try:
         result = store.ingest(data, owner, kind, original_filename=path.name, created_at=created)

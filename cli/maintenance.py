@@ -58,7 +58,11 @@ def reindex(ctx: click.Context, repair: bool, do_adopt: bool, dry_run: bool, as_
     Orphans: blobs no record names, projections without a sidecar, sidecars
     whose blob is missing, stray temp files. --repair cleans them without
     losing bytes; --adopt first adopts plain files an older app wrote into
-    outputs/users/ (re-runnable: an interrupted run resumes).
+    outputs/users/ (re-runnable: an interrupted run resumes) and sets aside
+    what can never be adopted (non-images, unknown folders, symlinks, FIFOs,
+    devices) under quarantine/foreign/ with a note. A sidecar that is not a
+    valid record, or that names another user's blob without carrying its
+    bytes, is moved to quarantine/records/ and reported (not with --dry-run).
 
     Example: casvault reindex --adopt --repair --json
     """
@@ -67,6 +71,12 @@ def reindex(ctx: click.Context, repair: bool, do_adopt: bool, dry_run: bool, as_
     result: dict[str, Any] = {"dry_run": dry_run}
     failed = False
     with store.locks.job("reindex"):
+        # NOTE: bad sidecars (and, with --adopt, foreign files) are set aside
+        # first, so the manifests are rebuilt without them.
+        hostile = {"bad_sidecar", "foreign"} if do_adopt else {"bad_sidecar"}
+        aside = fsck.check(store, repair=not dry_run, only=hostile)
+        result["set_aside"] = [p.as_dict() for p in aside.problems]
+        failed |= bool(aside.remaining)
         if do_adopt:
             if dry_run:
                 result["adopt"] = {"candidates": [str(p) for p in adopt.candidates(store)]}
@@ -100,12 +110,20 @@ def _reindex_text(result: dict[str, Any]):
             for item in a["items"]:
                 if item["status"] == "failed":
                     yield f"  failed: {item['path']}: {item.get('reason')}"
-    for p in result["orphans"]:
-        yield f"{p['kind']}: {p['path'] or p['id']}: {p['detail']}{' [repaired]' if p['repaired'] else ''}"
+    for p in result.get("set_aside", []) + result["orphans"]:
+        yield _problem_line(p)
     if "records" in result:
         yield f"rebuilt {result['users']} manifests ({result['records']} records)"
     ob = result["orphan_blobs"]
     yield f"{ob['count']} blobs no record names ({human_bytes(ob['bytes'])}; casvault gc sweeps them)"
+
+
+def _problem_line(p: dict[str, Any]) -> str:
+    """One fsck problem as text: kind, user/id (when known), path, detail, what became of it."""
+    who = "/".join(x for x in (p["user"], p["id"]) if x)
+    where = ": ".join(x for x in (who, p["path"]) if x)
+    state = " [LOST]" if p.get("lost") else " [repaired]" if p["repaired"] else ""
+    return f"{p['kind']}: {where}: {p['detail']}{state}"
 
 
 # --- watch ------------------------------------------------------------------------
@@ -332,8 +350,9 @@ def fsck_cmd(ctx: click.Context, repair: bool, scrub: bool, use_sha256: bool, us
 
     def text():
         for p in report.problems:
-            where = p.path or "/".join(x for x in (p.user, p.id) if x)
-            yield f"{p.kind}: {where}: {p.detail}{' [repaired]' if p.repaired else ''}"
+            yield _problem_line(p.as_dict())
+        for p in report.lost:
+            yield f"LOST: {p.user}/{p.id}: the image is gone (casvault restore puts it back from a backup)"
         yield from (f"note: {note}" for note in report.notes)
         checked = ", ".join(f"{n} {k}" for k, n in report.checked.items())
         left = f"; {len(report.remaining)} left after repair" if report.remaining is not None else ""

@@ -14,7 +14,7 @@ from casvault import adopt, fsck
 from casvault.config import Config
 from casvault.store import Store
 from cli import main
-from tests.conftest import ROOT, make_jpeg, make_png, user
+from tests.conftest import ADMIN_TOKEN, ROOT, make_jpeg, make_png, user
 
 OWNER = user(3)
 
@@ -57,14 +57,15 @@ def test_reindex_adopt_turns_an_old_tree_into_records(fstore, runner):
     files = old_tree(fstore)
     root = str(fstore.layout.root)
     res = runner.invoke(main, ["--root", root, "reindex", "--adopt", "--dry-run", "--json"], catch_exceptions=False)
-    assert res.exit_code == 0 and len(json.loads(res.output)["adopt"]["candidates"]) == 5
+    assert res.exit_code == 0 and len(json.loads(res.output)["adopt"]["candidates"]) == 4  # not the text file
     assert files["memo"].exists()
     res = runner.invoke(main, ["--root", root, "reindex", "--adopt", "--json"], catch_exceptions=False)
     body = json.loads(res.output)
-    assert body["adopt"]["adopted"] == 4 and body["adopt"]["failed"] == 1
-    assert res.exit_code == 1  # the text file could not be adopted, and says why
-    failed = [i for i in body["adopt"]["items"] if i["status"] == "failed"]
-    assert failed[0]["path"].endswith("notes.txt") and "PNG, JPEG or WebP" in failed[0]["reason"]
+    assert body["adopt"]["adopted"] == 4 and body["adopt"]["failed"] == 0
+    assert res.exit_code == 0, res.output
+    # the text file can never be adopted: set aside with its reason, not deleted, not retried every night
+    aside = [p for p in body["set_aside"] if p["path"].endswith("notes.txt")]
+    assert len(aside) == 1 and "PNG, JPEG or WebP" in aside[0]["detail"] and aside[0]["repaired"]
     store = Store(fstore.config)
     records = {r.original_filename: r for r in store.index(OWNER).records.values()}
     memo = records["ComfyUI_00042_.png"]
@@ -73,7 +74,8 @@ def test_reindex_adopt_turns_an_old_tree_into_records(fstore, runner):
     assert memo.source["legacy"] == {"sampler": "euler"} and memo.source["adopted_from"].endswith("ComfyUI_00042_.png")
     assert memo.id != "job-42" and len(memo.id) == 32
     assert records[files["hex"].name].id == files["hex"].stem  # a 32-hex old id is kept
-    assert records["plain.jpg"].created_at.startswith("2023-11-14T22:13:20")  # from the mtime
+    # The day of its path (2026/11/20), at the time of day of its mtime (2023-11-14T22:13:20Z).
+    assert records["plain.jpg"].created_at.startswith("2026-11-20T22:13:20")
     assert store.index(OWNER).records[records["pose.png"].id].kind == "control"
     for record in records.values():
         image, sidecar, thumb = store.layout.paths(record)
@@ -84,9 +86,14 @@ def test_reindex_adopt_turns_an_old_tree_into_records(fstore, runner):
     for key in ("memo", "bare", "control"):
         assert not files[key].exists()
     assert not files["memo"].with_suffix(".json").exists()
-    assert files["junk"].exists()
+    assert not files["junk"].exists()
+    kept = list((store.layout.root / "quarantine" / "foreign").rglob(files["junk"].name))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"not an image"
+    note = kept[0].with_name(kept[0].name + ".note").read_text()
+    assert "PNG, JPEG or WebP" in note and files["junk"].name in note
     again = adopt.adopt_tree(store)
-    assert [i.status for i in again.items] == ["failed"]  # only the text file is left; nothing twice
+    assert again.items == []  # nothing twice
+    assert fsck.check(store).clean
     assert len(Store(fstore.config).index(OWNER).records) == 4
 
 
@@ -152,3 +159,45 @@ def test_an_old_id_another_user_holds_gets_a_fresh_id(fstore):
     assert Store(fstore.config).find(theirs.id) == theirs  # the other user's record is untouched
     assert adopt.adopt_tree(fstore).items == [] and len(Store(fstore.config).index(OWNER).records) == 2
     assert fsck.check(fstore).clean
+
+
+def test_adopted_files_keep_their_day_and_their_old_url_redirects(config, client, store):
+    owner = user(8)
+    day = store.layout.outputs / "users" / owner / "2026" / "10" / "02"
+    day.mkdir(parents=True)
+    dated = day / "ComfyUI_0001.png"
+    dated.write_bytes(make_png(seed=81))  # copied today: its mtime is today, its path says 2 October
+    undated = store.layout.outputs / "users" / owner / "old pics" / "keeper.png"
+    undated.parent.mkdir(parents=True)
+    undated.write_bytes(make_png(seed=82, text={"Creation Time": "Sat, 02 Oct 2021 10:00:00 +0000"}))
+    plain = store.layout.outputs / "users" / owner / "misc" / "plain.png"
+    plain.parent.mkdir(parents=True)
+    plain.write_bytes(make_png(seed=83))
+    os.utime(plain, (1_700_000_000, 1_700_000_000))
+
+    report = adopt.adopt_tree(store)
+    assert report.count("adopted") == 3, report.as_dict()
+    records = {r.original_filename: r for r in Store(config).index(owner).records.values()}
+    first, second, third = records["ComfyUI_0001.png"], records["keeper.png"], records["plain.png"]
+    assert first.created_at.startswith("2026-10-02T")
+    assert second.created_at.startswith("2021-10-02T10:00:00")  # the PNG's own creation time
+    assert third.created_at.startswith("2023-11-14T22:13:20")  # no day in the path, no creation time: mtime
+    assert first.legacy_path == f"users/{owner}/2026/10/02/ComfyUI_0001.png"
+    assert json.loads(store.layout.sidecar_path(first).read_text())["legacy_path"] == first.legacy_path
+    new = store.layout.image_path(first)
+    assert new.parent == day and not dated.exists()
+
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # /outputs answers the owner or the admin
+    old_url = f"/outputs/users/{owner}/2026/10/02/ComfyUI_0001.png"
+    resp = client.get(old_url, headers=admin)
+    assert resp.status_code == 301
+    assert resp.headers["Location"].endswith(store.layout.rel_url(new))
+    assert client.get(resp.headers["Location"], headers=admin).status_code == 200
+    assert client.get(old_url).status_code == 404  # a stranger learns nothing from an old URL either
+    moved = client.get(f"/outputs/users/{owner}/old%20pics/keeper.png", headers=admin)
+    assert moved.status_code == 301 and moved.headers["Location"].endswith(store.layout.rel_url(store.layout.image_path(second)))
+    # Trashed: the old URL answers 404 like the new one.
+    store.trash(owner, first.id)
+    gone = client.get(old_url, headers=admin)
+    assert gone.status_code == 404 and gone.get_json()["error"]["code"] == "not_found"
+    assert client.get(f"/outputs/users/{owner}/2026/10/02/nothing.png", headers=admin).status_code == 404

@@ -119,4 +119,26 @@ def test_big_and_endless_files_are_judged_by_size_and_first_bytes(config, runner
     items = {os.path.basename(i["path"]): i for i in json.loads(res.output)["items"]}
     assert items["a.png"]["status"] == "ingested"
     assert items["huge.png"]["status"] == "skipped" and "upload limit" in items["huge.png"]["reason"]
-    assert items["render.mp4"]["status"] == "skipped" and "not a PNG" in items["render.mp4"]["reason"]
+    assert items["render.mp4"]["status"] == "skipped" and "a FIFO, not a regular file" in items["render.mp4"]["reason"]
+
+
+def test_the_same_file_as_another_kind_is_not_a_duplicate(config, runner, tmp_path):
+    Store(config)
+    image = tmp_path / "pose.png"
+    image.write_bytes(make_png(seed=11))
+
+    def ingest(kind: str) -> dict:
+        args = ["--root", str(config.root), "ingest", str(image), "--owner", OWNER, "--kind", kind, "--json"]
+        res = runner.invoke(main, args, catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)
+
+    generated = ingest("generated")["items"][0]["id"]
+    control = ingest("control")
+    assert control["ingested"] == 1 and control["items"][0]["id"] != generated
+    again = ingest("control")
+    assert again["skipped_duplicate"] == 1 and again["items"][0]["id"] == control["items"][0]["id"]
+    idx = Store(config).index(OWNER)
+    assert (idx.count("generated"), idx.count("control")) == (1, 1)
+    help_text = runner.invoke(main, ["ingest", "--help"]).output
+    assert "same --kind" in " ".join(help_text.split())

@@ -19,6 +19,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from casvault.comfy import ComfyMeta, Lora, extract, read_png_text, summarize, workflow_json
+from tests.comfy_families import EXPECTED, FAMILIES, link, node, png_of
 
 CORPUS = Path(os.environ.get("CASVAULT_CORPUS") or Path(__file__).resolve().parent / "data" / "comfyui")
 
@@ -735,3 +736,59 @@ def test_arbitrary_graphs_never_raise(graph: dict[str, Any]) -> None:
     summary = summarize(meta)
     msgspec.json.encode(summary)
     msgspec.json.encode(meta)
+
+
+# --- one graph per sampler/guider family (tests/comfy_families.py), through a real ingest ---------
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_family_record_has_what_a_reader_of_the_graph_would_say(family: str, store) -> None:
+    seed, prompt, negative, size, model = EXPECTED[family]
+    record = store.ingest(png_of(FAMILIES[family]), "u-reader", "generated").record
+    assert (record.seed, record.prompt, record.negative_prompt) == (seed, prompt, negative)
+    assert (record.source.get("width"), record.source.get("height")) == size
+    assert record.source.get("model") == model
+    assert record.source["has_workflow"] is True
+
+
+def test_a_positive_path_never_crosses_into_a_negative_input() -> None:
+    # A custom node that takes a conditioning and a negative, reached from the positive side.
+    graph = {
+        "1": node("CheckpointLoaderSimple", ckpt_name="m.safetensors"),
+        "2": node("CLIPTextEncode", text="the cat", clip=link(1, 1)),
+        "3": node("CLIPTextEncode", text="the dog", clip=link(1, 1)),
+        "4": node("CustomConditioningMixer", conditioning=link(2), negative=link(3), strength=0.5),
+        "5": node("CustomPositiveOnly", positive_cond=link(3)),
+        "6": node("EmptyLatentImage", width=64, height=64, batch_size=1),
+        "7": node("KSampler", seed=1, steps=1, cfg=1.0, sampler_name="euler", scheduler="normal", denoise=1.0,
+                  model=link(1), positive=link(4), negative=link(5), latent_image=link(6)),
+        "8": node("SaveImage", images=link(7), filename_prefix="x"),
+    }
+    meta = extract(png_of(graph))
+    assert meta is not None and (meta.prompt, meta.negative_prompt) == ("the cat", None)
+
+
+def test_animation_and_video_saves_are_outputs() -> None:
+    # The SaveVideo branch's sampler is the one saved, not the preview's.
+    graph = {
+        "1": node("CheckpointLoaderSimple", ckpt_name="m.safetensors"),
+        "2": node("CLIPTextEncode", text="saved", clip=link(1, 1)),
+        "3": node("CLIPTextEncode", text="previewed", clip=link(1, 1)),
+        "6": node("EmptyLatentImage", width=64, height=64, batch_size=1),
+        "7": node("KSampler", seed=7, steps=1, cfg=1.0, sampler_name="euler", scheduler="normal", denoise=1.0,
+                  model=link(1), positive=link(2), negative=link(3), latent_image=link(6)),
+        "8": node("KSampler", seed=8, steps=1, cfg=1.0, sampler_name="euler", scheduler="normal", denoise=1.0,
+                  model=link(1), positive=link(3), negative=link(2), latent_image=link(6)),
+        "9": node("VAEDecode", samples=link(7), vae=link(1, 2)),
+        "10": node("VAEDecode", samples=link(8), vae=link(1, 2)),
+        "11": node("PreviewImage", images=link(10)),
+        "12": node("CreateVideo", fps=8.0, images=link(9)),
+        "13": node("SaveVideo", filename_prefix="video/x", format="auto", codec="auto", video=link(12)),
+    }
+    meta = extract(png_of(graph))
+    assert meta is not None and (meta.seed, meta.prompt) == (7, "saved")
+
+
+def test_dual_cfg_guider_gives_its_cfg_conds_as_cfg() -> None:
+    meta = extract(png_of(FAMILIES["DualCFGGuider+ReferenceLatent"]))
+    assert meta is not None and (meta.cfg, meta.sampler, meta.steps) == (5.0, "euler", 20)

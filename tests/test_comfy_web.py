@@ -91,7 +91,8 @@ def test_stage_and_release_leave_the_input_folder_as_it_was(client, store: Store
     body = r.get_json()
     assert body["dir"] == str(comfy_input) and body["name"].startswith(f"casvault_{record.id}_")
     staged = comfy_input / body["name"]
-    assert os.stat(staged).st_ino == os.stat(store.blobs.path(record.sha256)).st_ino
+    # The default (reflink, else copy) gives the staged name an inode of its own.
+    assert os.stat(staged).st_ino != os.stat(store.blobs.path(record.sha256)).st_ino
     assert staged.read_bytes() == data
 
     names = [body["name"], "example.png", "../outside.png"]
@@ -183,9 +184,23 @@ def test_jobmanager_flow_through_gunicorn(tmp_path: Path, comfy_input: Path, cor
         assert len(set(names)) == 3
         blob = tmp_path / "root" / "blobs" / "sha256"
         inodes = {os.stat(comfy_input / n).st_ino for n in names}
-        assert inodes == {os.stat(next(p for p in blob.rglob("*") if p.is_file())).st_ino}
+        blob_file = next(p for p in blob.rglob("*") if p.is_file())
+        assert len(inodes) == 3 and os.stat(blob_file).st_ino not in inodes
+        assert all((comfy_input / n).read_bytes() == data for n in names)
         r = requests.post(srv.url + "/api/v1/staged/release", json={"names": names}, headers=AUTH, timeout=10)
         assert r.json() == {"removed": 3}
         assert sorted(os.listdir(comfy_input)) == before
     finally:
         srv.stop()
+
+
+def test_workflow_of_animations_and_videos(visitor, store: Store) -> None:
+    c, uid = visitor
+    recorded = Path(__file__).parent / "data" / "comfyui-real" / "view" / "output"
+    for name in ("anim/apng_00001_.png", "anim/webp_00001_.webp", "video/ComfyUI_00001_.mp4", "video/webm_00001_.webm"):
+        record = store.ingest((recorded / name).read_bytes(), uid, original_filename=name).record
+        r = c.get(f"/api/v1/images/{record.id}/workflow")
+        assert r.status_code == 200, name
+        assert "nodes" in r.get_json(), name  # the UI graph ComfyUI loads, from the comf chunk / EXIF / container
+        api = c.get(f"/api/v1/images/{record.id}/workflow?format=api").get_json()
+        assert api["1"]["class_type"] == "LoadImage", name

@@ -102,7 +102,10 @@ def test_blob_and_projection_gone_is_reported_lost_and_sidecar_kept_aside(fstore
     fstore.layout.image_path(lost).unlink()
     report = repaired_clean(fstore)
     problem = next(p for p in report.problems if p.kind == "blob_missing")
-    assert problem.id == lost.id and "lost" in problem.detail and problem.repaired
+    # a lost image is never "repaired": the run says so, names user and id, and is not clean
+    assert problem.id == lost.id and problem.user == OWNER and "lost" in problem.detail
+    assert problem.lost and not problem.repaired and not report.clean
+    assert report.as_dict()["lost"] == [{"user": OWNER, "id": lost.id}]
     assert not fstore.layout.sidecar_path(lost).exists()
     kept = list((fstore.layout.root / "quarantine" / "records" / OWNER).glob(f"{lost.id}.*.json"))
     assert len(kept) == 1 and decode_record(kept[0].read_bytes()).sha256 == lost.sha256
@@ -340,3 +343,104 @@ def test_repair_leaves_a_running_gcs_set_aside_blobs_alone(fstore):
     assert kinds(fsck.check(fstore)) == ["gc_unfinished"]  # the gc died: now it is fsck's to finish
     repaired_clean(fstore)
     assert fstore.blobs.has(rec.sha256) and not gc.pending(fstore)
+
+
+# --- hostile sidecars and foreign files (issue 12 point 8, issue 11 point 6) -------------------------
+
+
+def plant_sidecar(store: Store, like, **changes) -> str:
+    """A crafted sidecar beside ``like``'s, with a new id and fields changed; returns its id."""
+    import uuid
+
+    rid = uuid.uuid4().hex
+    data = {**json.loads(store.layout.sidecar_path(like).read_bytes()), "id": rid,
+            "thumb": f"thumb/{rid}.webp", **changes}
+    (store.layout.sidecar_path(like).parent / f"{rid}.json").write_text(json.dumps(data))
+    return rid
+
+
+def test_a_crafted_sidecar_is_quarantined_and_listings_never_500(app, config, runner):
+    """A garbage date, or a claim on another user's blob: reported, set aside, no traceback, listings 200."""
+    from tests.api_helpers import ADMIN, new_client, visitor
+
+    client = new_client(app)
+    me = visitor(client)
+    store = Store(config, create=False)
+    mine = store.ingest(make_png(seed=80), me).record
+    theirs = store.ingest(make_png(seed=81), user(2)).record
+    garbage = plant_sidecar(store, mine, created_at="garbage")
+    stolen = plant_sidecar(store, mine, sha256=theirs.sha256, bytes=theirs.bytes)
+    # the garbage record also reached the manifest (as an older reindex let it): listings must still answer
+    line = json.loads(store.layout.manifest_path(me).read_text().splitlines()[0])
+    line["record"] = {**line["record"], "id": garbage, "thumb": f"thumb/{garbage}.webp", "created_at": "garbage"}
+    with open(store.layout.manifest_path(me), "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    assert client.get("/api/v1/images").status_code == 200
+    assert client.get("/api/v1/admin/images", headers=ADMIN).status_code == 200
+    ids = [i["id"] for i in client.get("/api/v1/images").get_json()["items"]]
+    assert garbage not in ids
+    res = runner.invoke(main, ["--root", str(config.root), "fsck", "--json"], catch_exceptions=False)
+    assert res.exit_code == 1
+    bad = {p["id"]: p["detail"] for p in json.loads(res.output)["problems"] if p["kind"] == "bad_sidecar"}
+    assert "created_at" in bad[garbage] and "another user" in bad[stolen]
+    res = runner.invoke(main, ["--root", str(config.root), "reindex", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    aside = {p["id"] for p in json.loads(res.output)["set_aside"] if p["repaired"]}
+    assert aside == {garbage, stolen}
+    kept = sorted(p.name.split(".")[0] for p in (config.root / "quarantine" / "records" / me).iterdir())
+    assert kept == sorted([garbage, stolen])
+    fresh = Store(config, create=False)
+    assert set(fresh.index(me).records) == {mine.id}  # the claim on user 2's blob was not accepted
+    for args in (["reindex", "--adopt"], ["fsck"]):
+        res = runner.invoke(main, ["--root", str(config.root), *args], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+    assert client.get("/api/v1/images").status_code == 200
+    assert client.get("/api/v1/admin/images", headers=ADMIN).status_code == 200
+
+
+def test_foreign_files_are_reported_once_set_aside_and_the_next_fsck_is_clean(fstore, runner):
+    """Issue 11 point 6: notes.txt and outputs/users/badname/ under outputs/; nothing deleted."""
+    rec = fstore.ingest(make_png(seed=82), OWNER).record
+    root = fstore.layout.root
+    notes = fstore.layout.image_path(rec).parent / "notes.txt"
+    notes.write_text("shopping list")
+    badname = root / "outputs" / "users" / "badname"
+    badname.mkdir()
+    (badname / "x.png").write_bytes(make_png(seed=83))
+    loose = root / "outputs" / "readme.md"
+    loose.write_text("hello")
+    res = runner.invoke(main, ["--root", str(root), "fsck", "--json"], catch_exceptions=False)
+    assert res.exit_code == 1
+    foreign = {p["path"]: p["detail"] for p in json.loads(res.output)["problems"] if p["kind"] == "foreign"}
+    assert set(foreign) == {str(notes), str(badname), str(loose)}  # each once
+    assert "PNG, JPEG or WebP" in foreign[str(notes)] and "not a user id" in foreign[str(badname)]
+    res = runner.invoke(main, ["--root", str(root), "fsck", "--repair"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "0 left after repair" in res.output
+    res = runner.invoke(main, ["--root", str(root), "fsck"], catch_exceptions=False)
+    assert res.exit_code == 0 and res.output.startswith("clean"), res.output
+    aside = root / "quarantine" / "foreign"
+    moved = {p.relative_to(p.parents[len(p.relative_to(aside).parts) - 2]).as_posix(): p
+             for p in aside.rglob("*") if not p.name.endswith(".note")}
+    assert any(k.endswith("notes.txt") and v.read_text() == "shopping list" for k, v in moved.items())
+    assert any(p.name == "x.png" and p.read_bytes() == make_png(seed=83) for p in aside.rglob("x.png"))
+    notes_note = next(aside.rglob("notes.txt.note")).read_text()
+    assert "PNG, JPEG or WebP" in notes_note and "outputs/users" in notes_note
+    assert fstore.layout.image_path(rec).exists()
+
+
+def test_a_sidecar_with_bad_fields_is_quarantined_by_reindex(fstore, runner):
+    """Reindex validates what it indexes: a bad status, digest or tag list is set aside, not listed."""
+    rec = fstore.ingest(make_png(seed=84), OWNER).record
+    bad = {
+        plant_sidecar(fstore, rec, status="gone"): "status",
+        plant_sidecar(fstore, rec, blake3="../../etc/passwd"): "blake3",
+        plant_sidecar(fstore, rec, tags=[f"t{i}" for i in range(20_001)]): "tags",
+        plant_sidecar(fstore, rec, bytes=-1): "bytes",
+    }
+    res = runner.invoke(main, ["--root", str(fstore.layout.root), "reindex", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    aside = {p["id"]: p["detail"] for p in json.loads(res.output)["set_aside"]}
+    assert set(aside) == set(bad) and all(field in aside[rid] for rid, field in bad.items())
+    assert set(Store(fstore.config).index(OWNER).records) == {rec.id}
+    assert fsck.check(Store(fstore.config)).clean

@@ -139,3 +139,29 @@ def test_server_errors_do_not_leak_paths(client, store, monkeypatch):
         faults.reset()
     assert r.status_code == 500 and r.get_json()["error"]["code"] == "storage_error"
     assert str(store.layout.root) not in r.get_data(as_text=True) and "/" not in r.get_json()["error"]["message"]
+
+
+def test_if_exists_new_is_the_default_and_skip_answers_the_existing_record(client, store):
+    data = make_png(seed=31)
+    first = ingest(client, data, seed="1")
+    second = ingest(client, data, seed="1")
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.get_json()["id"] != second.get_json()["id"]  # each generation is an event
+    retried = ingest(client, data, seed="1", if_exists="skip")
+    assert retried.status_code == 200
+    body = retried.get_json()
+    assert body["skipped_duplicate"] is True and body["id"] == first.get_json()["id"]
+    assert store.index(user(1)).count("generated") == 2
+    # Another kind, or another name, is not the same: a new record.
+    control = ingest(client, data, kind="control", if_exists="skip")
+    renamed = client.post("/api/v1/ingest", headers=AUTH, data={
+        "file": (io.BytesIO(data), "other.png"), "owner": user(1), "if_exists": "skip"})
+    assert (control.status_code, renamed.status_code) == (201, 201)
+    bad = ingest(client, data, if_exists="maybe")
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "bad_request"
+    assert store.index(user(1)).count("generated") == 3
+
+
+def test_ingest_derives_the_aspect_ratio(client):
+    body = ingest(client, make_png(width=128, height=64, seed=32)).get_json()
+    assert body["aspect_ratio"] == "2:1"

@@ -1,4 +1,4 @@
-"""ComfyUI input staging: hardlink (or symlink, or copy) into the input folder, release, cleanup."""
+"""ComfyUI input staging: reflink or copy by default, hardlink on request, into the input folder; release, cleanup."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -32,7 +33,8 @@ def comfy_input(tmp_path: Path) -> Path:
     return folder
 
 
-def test_stage_hardlinks_the_blob_and_release_leaves_the_folder_as_it_was(store: Store, comfy_input: Path) -> None:
+def test_stage_hardlinks_the_blob_and_release_leaves_the_folder_as_it_was(config, comfy_input: Path) -> None:
+    store = Store(config.with_(stage_mode="hardlink"))  # the opt-in
     data = make_png(32, 32, seed=1)
     record = store.ingest(data, ALICE, "input", original_filename="face.png").record
     before = sorted(os.listdir(comfy_input))
@@ -68,7 +70,8 @@ def test_every_kind_can_be_staged_under_its_own_extension(store: Store, comfy_in
     assert release_staged([first, second], comfy_input) == 2
 
 
-def test_exdev_falls_back_to_a_symlink_then_a_copy(store: Store, comfy_input: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exdev_falls_back_to_a_symlink_then_a_copy(config, comfy_input: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(config.with_(stage_mode="hardlink"))
     data = make_png(24, 24, seed=5)
     record = store.ingest(data, ALICE, "input").record
     blob = store.blobs.path(record.sha256)
@@ -97,14 +100,18 @@ def test_exdev_falls_back_to_a_symlink_then_a_copy(store: Store, comfy_input: Pa
     assert blob.read_bytes() == data  # removing the symlink did not touch its target
 
 
-def test_other_errors_are_raised_and_leave_nothing(store: Store, comfy_input: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("mode", "broken"), [("hardlink", (os, "link")), ("auto", (shutil, "copyfileobj"))])
+def test_other_errors_are_raised_and_leave_nothing(
+    config, comfy_input: Path, monkeypatch: pytest.MonkeyPatch, mode: str, broken: tuple
+) -> None:
+    store = Store(config.with_(stage_mode=mode))
     record = store.ingest(make_png(seed=6), ALICE, "input").record
     before = sorted(os.listdir(comfy_input))
 
     def io_error(*args, **kwargs):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(os, "link", io_error)
+    monkeypatch.setattr(*broken, io_error)
     with pytest.raises(Exception) as info:
         stage_for_comfy(store, ALICE, record.id, comfy_input)
     assert getattr(info.value, "code", None) == "storage_error"
@@ -160,7 +167,8 @@ def _age(path: Path, hours: float) -> None:
     os.utime(path, (past, past), follow_symlinks=False)
 
 
-def test_cleanup_removes_old_staged_entries_by_their_own_age(store: Store, comfy_input: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cleanup_removes_old_staged_entries_by_their_own_age(config, comfy_input: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(config.with_(stage_mode="hardlink"))
     record = store.ingest(make_png(seed=9), ALICE, "input").record
     blob = store.blobs.path(record.sha256)
     _age(blob, 72)  # an old blob: a fresh hardlink to it must not look old
@@ -201,7 +209,8 @@ def test_input_dir_comes_from_config_then_comfy_input_dir(store: Store) -> None:
 # --- casvault comfy-cleanup ---------------------------------------------------------
 
 
-def test_cli_comfy_cleanup(store: Store, comfy_input: Path, runner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_comfy_cleanup(config, comfy_input: Path, runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(config.with_(stage_mode="hardlink"))
     record = store.ingest(make_png(seed=10), ALICE, "input").record
     monkeypatch.setattr(os, "link", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EXDEV, "cross-device")))
     old = stage_for_comfy(store, ALICE, record.id, comfy_input)
@@ -257,3 +266,29 @@ def test_stage_mode_is_checked() -> None:
 
     with pytest.raises(ConfigError):
         Config.from_env({"CASVAULT_STAGE_MODE": "symlink"})
+
+
+def test_the_default_never_shares_the_blob_so_an_overwrite_cannot_damage_it(store: Store, comfy_input: Path) -> None:
+    from casvault import fsck
+
+    data = make_png(24, 24, seed=8)
+    record = store.ingest(data, ALICE, "input").record
+    blob = store.blobs.path(record.sha256)
+    links = os.stat(blob).st_nlink
+    staged = comfy_input / stage_for_comfy(store, ALICE, record.id, comfy_input)
+    assert not staged.is_symlink() and os.stat(staged).st_ino != os.stat(blob).st_ino
+    assert os.stat(blob).st_nlink == links and stat.S_IMODE(os.stat(staged).st_mode) == 0o444
+    # What a ComfyUI running as root does on /upload/image?overwrite=true onto that name.
+    os.chmod(staged, 0o644)
+    with open(staged, "wb") as fh:
+        fh.write(b"overwritten by ComfyUI")
+    assert blob.read_bytes() == data
+    assert [p.kind for p in fsck.check(store).problems] == []
+    assert release_staged([staged.name], comfy_input) == 1
+
+
+@pytest.mark.parametrize("mode", ["auto", "copy", "hardlink"])
+def test_stage_modes_are_accepted(mode: str) -> None:
+    from casvault.config import Config
+
+    assert Config.from_env({"CASVAULT_STAGE_MODE": mode}).stage_mode == mode

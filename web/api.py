@@ -14,13 +14,14 @@ from typing import Any, Callable
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from casvault import shares
+from casvault.blobs import digest
 from casvault.errors import CasvaultError, Conflict, NotFound
 from casvault.index import Query
 from casvault.quota import percent
 from casvault.records import Record, to_dict
 from casvault.store import Store
 from casvault.trash import purge_expired
-from casvault.validate import check_tags
+from casvault.validate import check_filename, check_tags, check_user_id
 
 from . import archive
 from .auth import check_csrf, current_user, require_token
@@ -481,15 +482,34 @@ def ingest():
     fields = {k: form.get(k) or None for k in INGEST_FIELDS} if kind == "generated" else {}
     if kind != "generated" and form.get("created_at"):
         fields["created_at"] = form.get("created_at")
+    original_filename = form.get("original_filename") or filename
+    existing = _existing_for_if_exists(store, data, owner, kind, original_filename)
+    if existing is not None:
+        return jsonify({**serialize(store, existing), "skipped_duplicate": True})
     result = store.ingest(
         data,
         owner,
         kind,
-        original_filename=form.get("original_filename") or filename,
+        original_filename=original_filename,
         tags=form.get("tags"),
         **fields,
     )
     return _created(store, result)
+
+
+def _existing_for_if_exists(store: Store, data: bytes, owner: str, kind: str, filename: str | None) -> Record | None:
+    """With ``if_exists=skip``, the owner's record of the same bytes, file name and kind; else None.
+
+    ``new`` (the default) makes a record for every call: each generation is
+    an event. ``skip`` is the CLI's rerun rule, for a pipeline that retries.
+    """
+    mode = request.form.get("if_exists") or "new"
+    if mode not in ("new", "skip"):
+        raise ApiError(400, "bad_request", "if_exists must be 'new' or 'skip'", field="if_exists")
+    if mode == "new":
+        return None
+    rid = store.find_duplicate(check_user_id(owner), digest(data), check_filename(filename), kind)
+    return store.get(owner, rid) if rid is not None else None
 
 
 # --- the API's own description -------------------------------------------------------------

@@ -35,14 +35,15 @@ def _csrf() -> None:
 
 @bp.get("/images/<rid>/workflow")
 def image_workflow(rid: str) -> Response:
-    """The ComfyUI workflow stored in one of the visitor's PNGs, as a JSON download."""
+    """The ComfyUI workflow stored in one of the visitor's images or videos, as a JSON download."""
     fmt = request.args.get("format", "ui")
     if fmt not in FORMATS:
         raise ApiError(400, "bad_request", "format must be ui or api", field="format")
     store = get_store()
     record = store.get(current_user(), rid, "generated")
     read, suffix = FORMATS[fmt]
-    body = read(store.read_original(record)) if record.mime == "image/png" else None
+    # NOTE: ComfyUI writes its graph into PNG, APNG, WebP, MP4 and WebM files, never JPEG.
+    body = read(store.read_original(record)) if record.mime != "image/jpeg" else None
     if body is None:
         what = "workflow" if fmt == "ui" else "API-format prompt"
         raise ApiError(404, "not_found", f"this image has no ComfyUI {what}", id=rid)

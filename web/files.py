@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
 from flask import Response, redirect, request, send_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
-from casvault.errors import NotFound
+from casvault import safefs
+from casvault.errors import CasvaultError, NotFound
 from casvault.records import Record
 from casvault.store import Store
 
@@ -61,10 +62,17 @@ def send_original(store: Store, record: Record, *, cache: str, download: bool = 
         mimetype=record.mime,
         as_attachment=download,
         download_name=download_name(record),
-        conditional=True,
+        conditional=False,
         etag=record.sha256,
         last_modified=st.st_mtime,
     )
+    # NOTE: send_file cannot size an open file, so the conditional answer
+    # (304, and 206 for a Range: scrubbing a video) is made here with the size.
+    try:
+        resp.make_conditional(request.environ, accept_ranges=True, complete_length=st.st_size)
+    except RequestedRangeNotSatisfiable:
+        fh.close()
+        raise
     return _finish(resp, cache)
 
 
@@ -120,18 +128,11 @@ def accel_thumb(store: Store, record: Record, *, cache: str) -> Response:
 
 
 def open_regular(path: Path) -> tuple[BinaryIO, os.stat_result] | None:
-    """``path`` opened for reading if it is a regular file, not through a symlink; else None."""
-    # NOTE: O_NONBLOCK keeps a FIFO planted in place of a file from blocking
-    # the open; it is then refused by the S_ISREG check.
+    """``path`` opened for reading if it is a regular file, not through a symlink; else None (casvault.safefs)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        return safefs.open_file(path)
+    except (OSError, CasvaultError):
         return None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb"), st
 
 
 def _inside(path: Path, base: Path) -> bool:

@@ -17,6 +17,7 @@ from .archive import MAX_IDS
 
 JSON = "application/json"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+VIDEO_TYPES = ("video/mp4", "video/webm")  # ComfyUI's video outputs, stored as generated records
 COLLECTIONS = {"images": "generated image", "inputs": "input image", "controls": "control image"}
 
 Schema = dict[str, Any]
@@ -104,7 +105,8 @@ def _binary(types: tuple[str, ...], description: str) -> Schema:
 
 def _file_responses() -> dict[str, Schema]:
     return {
-        "200": _binary(IMAGE_TYPES, "The image bytes (nosniff; ETag is the sha256 for originals)"),
+        "200": _binary((*IMAGE_TYPES, *VIDEO_TYPES), "The image bytes (nosniff; ETag is the sha256 for originals)"),
+        "206": _binary(VIDEO_TYPES + IMAGE_TYPES, "The requested byte range of an original (Range: bytes=...)"),
         "304": {"description": "Not modified (If-None-Match / If-Modified-Since)"},
         **_errors(404),
     }
@@ -205,6 +207,15 @@ def _image_paths() -> dict[str, Schema]:
     }
 
 
+INGEST_RULE = (
+    "Every call makes a new record by default (if_exists=new), even for bytes the owner already has: each "
+    "generation is an event. A pipeline that retries a call sends if_exists=skip: when the owner already has a "
+    "record of the same bytes, original file name and kind, that record is answered (200, skipped_duplicate: "
+    "true) and nothing is stored; this is the rule `casvault ingest` and comfy-sync always follow. The "
+    "aspect_ratio, when not sent, is derived from the pixels."
+)
+
+
 def _other_paths() -> dict[str, Schema]:
     admin = "adminToken"
     return {
@@ -212,12 +223,14 @@ def _other_paths() -> dict[str, Schema]:
             "The visitor's usage, limits and what emptying the trash would free",
             {"200": _json(ref("Quota"), "Usage and limits")}, tag="quota", op_id="quota",
         )},
-        "/api/v1/ingest": {"post": _op(
+        "/api/v1/ingest": {"post": {**_op(
             "Store a generated (or input/control) image for a user (the pipeline)",
-            {"201": _json(ref("Record"), "Stored"), **_errors(400, 413, 415, 503, 507)},
+            {"201": _json(ref("Record"), "Stored"),
+             "200": _json(ref("Record"), "if_exists=skip: the existing record (with skipped_duplicate: true)"),
+             **_errors(400, 413, 415, 503, 507)},
             body={"required": True, "content": {"multipart/form-data": {"schema": ref("Ingest")}}},
             tag="pipeline", security="ingestToken", op_id="ingest",
-        )},
+        ), "description": INGEST_RULE}},
         "/api/v1/openapi.json": {"get": _op(
             "This document", {"200": _json({"type": "object"}, "OpenAPI 3.0")}, tag="meta", op_id="openapi",
         )},
@@ -354,7 +367,7 @@ def _record_schema() -> Schema:
             "owner": {"type": "string"},
             "kind": {"type": "string", "enum": ["generated", "input", "control"]},
             "original_filename": nullable_str,
-            "mime": {"type": "string", "enum": list(IMAGE_TYPES)},
+            "mime": {"type": "string", "enum": [*IMAGE_TYPES, *VIDEO_TYPES]},
             "bytes": {"type": "integer", "minimum": 0},
             "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -375,6 +388,10 @@ def _record_schema() -> Schema:
             "url": {"type": "string"},
             "thumb_url": nullable_str,
             "duplicate_in_trash": {"type": "array", "items": {"type": "string"}},
+            "frames": {"type": "integer", "description": "An animated image's or a video's frame count"},
+            "duration_ms": {"type": "integer", "description": "How long it plays once"},
+            "legacy_path": {"type": "string", "description": "An adopted file's old path under /outputs (redirects)"},
+            "skipped_duplicate": {"type": "boolean", "description": "if_exists=skip answered an existing record"},
         },
     }
 
@@ -493,6 +510,9 @@ def _schemas() -> dict[str, Schema]:
                     "workflow_id", "aspect_ratio", "seed", "prompt", "negative_prompt", "created_at",
                     "original_filename", "tags",
                 )},
+                "if_exists": {"type": "string", "enum": ["new", "skip"], "default": "new",
+                              "description": "What the same bytes, file name and kind already stored for the owner "
+                                             "do: new (another record) or skip (answer the existing one, 200)"},
             },
         },
         "Quota": {

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, redirect
 
 from casvault.errors import NotFound
 from casvault.records import Record
@@ -38,7 +38,7 @@ PATH_RE = re.compile(
     r"(?:(?P<kind_dir>controls|inputs)/)?"
     r"(?P<y>[0-9]{4})/(?P<m>[0-9]{2})/(?P<d>[0-9]{2})/"
     r"(?:(?P<thumb>thumb)/)?"
-    r"(?P<id>[0-9a-f]{32})\.(?P<ext>png|jpg|webp)"
+    r"(?P<id>[0-9a-f]{32})\.(?P<ext>png|jpg|webp|mp4|webm)"
 )
 KIND_OF_DIR = {None: "generated", "controls": "control", "inputs": "input"}
 
@@ -78,10 +78,50 @@ def resolve(subpath: str) -> tuple[Record, bool]:
     return record, is_thumb
 
 
+LEGACY_RE = re.compile(r"users/(?P<owner>[a-z0-9_-]{3,70})/[^\x00]+")
+# owner -> (index version, {legacy_path: record id}); rebuilt when the owner's manifest grows.
+_legacy_paths: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+_LEGACY_OWNERS = 1024
+
+
+def legacy_target(subpath: str) -> str | None:
+    """The current URL of the active record adopted from ``outputs/<subpath>``, or None."""
+    m = LEGACY_RE.fullmatch(subpath)
+    if m is None or not is_user_id(m["owner"]):
+        return None
+    store = get_store()
+    owner = m["owner"]
+    if not may_see(owner) or not store.layout.manifest_path(owner).is_file():
+        return None  # NOTE: a stranger learns nothing, as in resolve()
+    index = store.index(owner)
+    version = (id(index), index.manifest_offset)
+    cached = _legacy_paths.get(owner)
+    if cached is None or cached[0] != version:
+        # NOTE: one scan of the owner's records per change of their manifest,
+        # paid only by URLs that matched nothing else (old links).
+        paths = {r.legacy_path: r.id for r in list(index.records.values()) if getattr(r, "legacy_path", None)}
+        if len(_legacy_paths) >= _LEGACY_OWNERS:
+            _legacy_paths.clear()
+        cached = _legacy_paths[owner] = (version, paths)
+    record = index.get(cached[1].get(subpath, ""))
+    if record is None or record.status != "active":
+        return None
+    return store.layout.rel_url(store.layout.image_path(record))
+
+
 @bp.get("/outputs/<path:subpath>")
 def serve(subpath: str) -> Response:
-    """An active original or thumbnail, to its owner or the admin (anyone with CASVAULT_OUTPUTS_PUBLIC=1)."""
-    record, is_thumb = resolve(subpath)
+    """An active original or thumbnail, to its owner or the admin (anyone with CASVAULT_OUTPUTS_PUBLIC=1).
+
+    An adopted file's old URL answers 301 with its record's URL.
+    """
+    try:
+        record, is_thumb = resolve(subpath)
+    except NotFound:
+        target = legacy_target(subpath)
+        if target is None:
+            raise
+        return redirect(target, 301)
     store = get_store()
     cache = PUBLIC_CACHE if store.config.outputs_public else OWNER_CACHE
     if store.config.accel == "nginx":
