@@ -16,9 +16,11 @@ import os
 import threading
 from bisect import bisect_left, insort
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
-from .errors import InvalidInput, ManifestCorrupt
+from . import snapshot
+from .errors import CasvaultError, InvalidInput, ManifestCorrupt
 from .manifest import Manifest
 from .quota import Usage
 from .records import (
@@ -29,9 +31,11 @@ from .records import (
     apply_event,
     event_id,
 )
+from .secondary import FACETS, SecondaryIndex, codes_for, share_names, top
 
 Key = tuple[str, str]
 INCLUDES = ("active", "trash", "all")
+FREEZE_MIN = 10_000  # records in one index from which loading it freezes the heap (see _freeze_if_large)
 
 
 @dataclass
@@ -45,6 +49,9 @@ class Query:
     aspect_ratio: str | None = None
     tag: str | None = None
     workflow_id: str | None = None
+    model: str | None = None
+    lora: str | None = None
+    sampler: str | None = None
     words: tuple[str, ...] = ()
     favorite: bool = False
     cursor: str | None = None
@@ -54,10 +61,28 @@ class Query:
     @property
     def filtered(self) -> bool:
         """True when anything beyond kind and status narrows the listing."""
-        return bool(
-            self.created_from or self.created_before or self.aspect_ratio or self.tag
-            or self.workflow_id or self.words or self.favorite
-        )
+        return bool(self.created_from or self.created_before or self.words or self.favorite or self.facet_filters)
+
+    @property
+    def facet_filters(self) -> dict[str, str]:
+        """The exact-value filters given, by facet field."""
+        given = {
+            "model": self.model, "lora": self.lora, "sampler": self.sampler,
+            "workflow_id": self.workflow_id, "aspect_ratio": self.aspect_ratio, "tag": self.tag,
+        }
+        return {name: value for name, value in given.items() if value is not None}
+
+
+def _freeze_if_large(records: int) -> None:
+    """Move every object alive now out of the cyclic GC's reach, once an index is large."""
+    # NOTE: a large index is acyclic and lives as long as the process: frozen,
+    # later full collections no longer walk its ~10 containers a record (a
+    # 250 ms pause at 100k records, paid by whichever request triggers it).
+    # Frozen objects are still freed by refcount; the collect first keeps
+    # today's cyclic garbage from being frozen with them.
+    if records >= FREEZE_MIN:
+        gc.collect()
+        gc.freeze()
 
 
 class Page(NamedTuple):
@@ -88,11 +113,19 @@ def decode_cursor(cursor: str) -> Key:
 class UserIndex:
     """One user's records, in time order per kind and status."""
 
-    def __init__(self, owner: str, manifest: Manifest, rebuild: Callable[..., bool] | None = None) -> None:
-        """``rebuild(missing=...)`` rewrites the manifest from the sidecars; True if it wrote one."""
+    def __init__(self, owner: str, manifest: Manifest, rebuild: Callable[..., bool] | None = None,
+                 snapshot_tmp: Path | None = None) -> None:
+        """``rebuild(missing=...)`` rewrites the manifest from the sidecars; True if it wrote one.
+
+        With ``snapshot_tmp`` (a folder on the manifest's filesystem) the index
+        keeps the listing snapshot beside the manifest (casvault.snapshot).
+        """
         self.owner = owner
         self.manifest = manifest
         self._rebuild = rebuild
+        self._snapshot_tmp = snapshot_tmp
+        self._snapshot_offset = 0
+        self.loading = False  # a background load was started for a cold first page
         self._mutex = threading.RLock()
         self._reset()
 
@@ -104,6 +137,7 @@ class UserIndex:
         self._offset = 0
         self.last_activity: str | None = None
         self.usage_counts = [0, 0, 0, 0]  # count, bytes, trash_count, trash_bytes
+        self._secondary: SecondaryIndex | None = None  # built on the first filtered read
 
     # --- loading ------------------------------------------------------------
 
@@ -155,8 +189,42 @@ class UserIndex:
         finally:
             if gc_on:
                 gc.enable()
+        _freeze_if_large(len(self.records))
         self._ino = ino
         self._offset = chunk.offset
+        self._keep_snapshot(force_check=True)
+
+    def _keep_snapshot(self, force_check: bool = False) -> None:
+        """Rewrite the listing snapshot when it has fallen REWRITE_AFTER bytes behind (or is missing)."""
+        if self._snapshot_tmp is None or not self._ino:
+            return
+        if not force_check and self._offset - self._snapshot_offset <= snapshot.REWRITE_AFTER:
+            return
+        if force_check and not snapshot.stale(self.manifest, self._ino, self._offset):
+            self._snapshot_offset = self._offset
+            return
+        try:
+            snapshot.write(self.manifest, self._ino, self._offset, self.records.values(), self._snapshot_tmp)
+        except CasvaultError:
+            return  # NOTE: a cache: a full disk or an I/O error must not fail the read that got here
+        self._snapshot_offset = self._offset
+
+    @property
+    def loaded(self) -> bool:
+        """True once the manifest has been read."""
+        return bool(self._ino)
+
+    def cold_page(self, q: Query, sidecar: Callable[[str, str, str, bool], Path]) -> Page | None:
+        """A plain listing's page from the snapshot, before the index is loaded; None when it cannot answer."""
+        if self.loaded or q.filtered or q.cursor or q.include not in INCLUDES:
+            return None
+        skip = (q.page - 1) * q.size
+        found = snapshot.first_page(self.manifest, self.owner, q.kind, q.include, skip, q.size,
+                                    lambda kind, created, rid, trashed: sidecar(kind, created, rid, trashed))
+        if found is None:
+            return None
+        items, total, last = found
+        return Page(items, total, encode_cursor(last) if last else None)
 
     def _build_derived(self) -> None:
         """Key lists, digests and usage from ``records`` in one pass (end of a bulk load)."""
@@ -251,6 +319,10 @@ class UserIndex:
         rid = event_id(event)
         old = self.records.get(rid)
         new = apply_event(old, event, self.owner)
+        if new is not None and new is not old and isinstance(event, (AddEvent, MoveEvent)):
+            share_names(new)
+        if self._secondary is not None and new is not old:
+            self._secondary.change(old, new)
         if new is None:
             self._drop(rid, incremental)
         elif old is None or isinstance(event, (AddEvent, MoveEvent)):
@@ -268,6 +340,7 @@ class UserIndex:
             for event in events:
                 self._apply(event, incremental=True)
             self._offset = self.manifest.size()
+            self._keep_snapshot()
 
     # --- reading ------------------------------------------------------------
 
@@ -298,66 +371,73 @@ class UserIndex:
             if record is not None:
                 yield record
 
+    def secondary(self) -> SecondaryIndex:
+        """The posting lists and word index (built on first use, then kept current)."""
+        with self._mutex:
+            if self._secondary is None:
+                # NOTE: built lazily, so a cold first page does not pay for it;
+                # from then on every event keeps it current (see _apply).
+                records = self.records
+                gc_on = gc.isenabled()
+                gc.disable()  # NOTE: as in _load: only acyclic objects are made, and collections cost a third
+                try:
+                    self._secondary = SecondaryIndex.build(
+                        (key, records[key[1]]) for (_, status), keys in self._keys.items() if status == "all"
+                        for key in keys
+                    )
+                finally:
+                    if gc_on:
+                        gc.enable()
+                _freeze_if_large(len(self.records))
+            return self._secondary
+
+    def _matching(self, q: Query) -> tuple[int, Callable[[int], Key], list[int] | None]:
+        """How many records match, their keys by position (oldest first), and their slots when posting lists chose them."""
+        lo_key = (q.created_from,) if q.created_from else None
+        hi_key = (q.created_before,) if q.created_before else None
+        found = None
+        if q.words or q.favorite or q.facet_filters:
+            sec = self.secondary()
+            found = sec.candidates(q.facet_filters, q.favorite, q.words)
+        if found is None:  # dates alone (or query words without a letter or digit)
+            keys = self._keys.get((q.kind, q.include), [])
+            lo = bisect_left(keys, lo_key) if lo_key else 0
+            hi = bisect_left(keys, hi_key) if hi_key else len(keys)
+            hi = max(hi, lo)
+            return hi - lo, (lambda i: keys[lo + i]), None
+        slots = sec.select(found, codes_for(q.kind, q.include))
+        if lo_key or hi_key:
+            lo = bisect_left(slots, lo_key, key=sec.key_at) if lo_key else 0
+            hi = bisect_left(slots, hi_key, key=sec.key_at) if hi_key else len(slots)
+            slots = slots[lo:max(hi, lo)]
+        return len(slots), (lambda i: sec.key_at(slots[i])), slots
+
     def query(self, q: Query) -> Page:
         """One page of a listing, newest first; raises InvalidInput for a bad cursor."""
         if q.include not in INCLUDES:
             raise InvalidInput("include must be active, trash or all", field="include")
         with self._mutex:
-            keys = self._keys.get((q.kind, q.include), [])
-            end = len(keys)
+            total, key_at, _ = self._matching(q)
+            end = total
             if q.cursor:
-                end = bisect_left(keys, decode_cursor(q.cursor))
+                end = bisect_left(range(total), decode_cursor(q.cursor), key=key_at)
+            start = end - (0 if q.cursor else (q.page - 1) * q.size)
+            lo = max(start - q.size, 0)
             records = self.records
+            items = [records[key_at(i)[1]] for i in range(start - 1, lo - 1, -1)]
+            next_cursor = encode_cursor(key_at(lo)) if lo > 0 and items else None
+            return Page(items, total, next_cursor)
+
+    def facets(self, q: Query, fields: tuple[str, ...] = FACETS, prefix: str = "", limit: int = 20) -> dict[str, list[dict]]:
+        """The most frequent values of each facet field among the records ``q`` matches (its page ignored)."""
+        if q.include not in INCLUDES:
+            raise InvalidInput("include must be active, trash or all", field="include")
+        with self._mutex:
+            sec = self.secondary()
             if not q.filtered:
-                total = len(keys)
-                start = end - (0 if q.cursor else (q.page - 1) * q.size)
-                lo = max(start - q.size, 0)
-                items = [records[k[1]] for k in reversed(keys[lo:max(start, 0)])]
-                more = lo > 0
-                next_cursor = encode_cursor(keys[lo]) if more and items else None
-                return Page(items, total, next_cursor)
-            match = _matcher(q)
-            skip = 0 if q.cursor else (q.page - 1) * q.size
-            items: list[Record] = []
-            last_key: Key | None = None
-            more = False
-            for i in range(end - 1, -1, -1):
-                record = records[keys[i][1]]
-                if not match(record):
-                    continue
-                if skip:
-                    skip -= 1
-                    continue
-                if len(items) == q.size:
-                    more = True
-                    break
-                items.append(record)
-                last_key = keys[i]
-            total = sum(1 for k in keys if match(records[k[1]]))
-            return Page(items, total, encode_cursor(last_key) if more and last_key else None)
-
-
-def _matcher(q: Query) -> Callable[[Record], bool]:
-    lo, hi = q.created_from, q.created_before
-    words = tuple(w.lower() for w in q.words)
-
-    def match(r: Record) -> bool:
-        if lo is not None and r.created_at < lo:
-            return False
-        if hi is not None and r.created_at >= hi:
-            return False
-        if q.favorite and not r.favorite:
-            return False
-        if q.tag is not None and q.tag not in r.tags:
-            return False
-        if q.aspect_ratio is not None and getattr(r, "aspect_ratio", None) != q.aspect_ratio:
-            return False
-        if q.workflow_id is not None and getattr(r, "workflow_id", None) != q.workflow_id:
-            return False
-        if words:
-            text = (getattr(r, "prompt", None) or "").lower()
-            if not all(w in text for w in words):
-                return False
-        return True
-
-    return match
+                codes = codes_for(q.kind, q.include)
+                return {name: top(sec.counted(name, codes), prefix, limit) for name in fields}
+            total, key_at, slots = self._matching(q)
+            if slots is None:  # dates alone: the keys in range, as slots
+                slots = [sec.slot_of[key_at(i)[1]] for i in range(total)]
+            return {name: top(sec.count_within(name, slots), prefix, limit) for name in fields}

@@ -92,6 +92,10 @@ class Layout:
             trashed = record.status == "trash"
         return self.user_base(record.owner, trashed).joinpath(*KIND_DIRS[record.kind], *self.day(record.created_at))
 
+    def sidecar_at(self, owner: str, kind: str, created_at: str, rid: str, trashed: bool) -> Path:
+        """The sidecar of a record known by its key alone (the listing snapshot's entries)."""
+        return self.user_base(owner, trashed).joinpath(*KIND_DIRS[kind], *self.day(created_at)) / f"{rid}.json"
+
     def image_path(self, record: Record, trashed: bool | None = None) -> Path:
         """The projection of the original."""
         return self.paths(record, trashed)[0]

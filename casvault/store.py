@@ -163,15 +163,37 @@ class Store:
 
     def index(self, owner: str) -> UserIndex:
         """The current index of ``owner`` (refreshed from the manifest tail)."""
+        return self._user_index(owner).refresh()
+
+    def _user_index(self, owner: str) -> UserIndex:
+        """The index object of ``owner``, loaded or not."""
         check_user_id(owner)
         idx = self._indexes.get(owner)
         if idx is None:
             with self._mutex:
                 idx = self._indexes.get(owner)
                 if idx is None:
-                    idx = UserIndex(owner, self.manifest(owner), rebuild=lambda missing=False: self._rebuild_for_index(owner, missing))
+                    idx = UserIndex(owner, self.manifest(owner), rebuild=lambda missing=False: self._rebuild_for_index(owner, missing),
+                                    snapshot_tmp=self.layout.tmp)
                     self._indexes[owner] = idx
-        return idx.refresh()
+        return idx
+
+    def _cold_list(self, owner: str, query: Query):
+        """A plain first page from the listing snapshot while the index loads in the background (None: no)."""
+        idx = self._user_index(owner)
+        page = idx.cold_page(query, lambda kind, created, rid, trashed: self.layout.sidecar_at(owner, kind, created, rid, trashed))
+        if page is not None and not idx.loading:
+            idx.loading = True
+            threading.Thread(target=self._load_index, args=(owner,), name=f"index-{owner}", daemon=True).start()
+        return page
+
+    def _load_index(self, owner: str) -> None:
+        try:
+            self.index(owner)
+        except Exception as exc:  # NOTE: a warm-up: the next request loads (and raises) in its own right
+            log.warning("loading the index of %s in the background failed: %s", owner, exc)
+        finally:
+            self._user_index(owner).loading = False
 
     def _rebuild_for_index(self, owner: str, missing: bool) -> bool:
         """Rewrite a damaged manifest, or a missing one when the user has files; True if written."""
@@ -227,7 +249,16 @@ class Store:
         """One page of ``owner``'s records (see :class:`Query`)."""
         if self.record_index is not None:
             return self.record_index.query(check_user_id(owner), query)
-        return self.index(owner).query(query)
+        # NOTE: a process's first look at a user answers a plain page from the
+        # snapshot, at a cost independent of the library's size (casvault.snapshot).
+        page = self._cold_list(owner, query)
+        return page if page is not None else self.index(owner).query(query)
+
+    def facets(self, owner: str, query: Query, fields: tuple[str, ...], prefix: str = "", limit: int = 20) -> dict[str, list[dict]]:
+        """The top values, with counts, of facet ``fields`` among ``owner``'s records matching ``query``."""
+        if self.record_index is not None:
+            return self.record_index.facets(check_user_id(owner), query, fields, prefix, limit)
+        return self.index(owner).facets(query, fields, prefix, limit)
 
     def recent(self, n: int | None = None, include: str = "active") -> list[Record]:
         """The ``n`` most recent records store-wide, all kinds (default CASVAULT_RECENT_N).

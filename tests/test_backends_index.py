@@ -37,6 +37,14 @@ PROMPTS = [
     None,
 ]
 TAGS = [[], ["sunset"], ["portrait", "sunset"], ["Sunset"], ["a_b"]]
+SOURCES = [
+    None,
+    {"tool": "comfyui", "model": "flux1-dev.safetensors", "sampler": "euler", "loras": [{"name": "detail"}]},
+    {"tool": "comfyui", "model": "sdxl_base.safetensors", "sampler": "dpmpp_2m",
+     "loras": [{"name": "detail"}, {"name": "film_grain"}]},
+    {"tool": "comfyui", "model": "sdxl_base.safetensors", "sampler": "euler"},
+]
+FACET_FIELDS = ("model", "lora", "sampler", "workflow_id", "aspect_ratio", "tag")
 
 
 def build_history(store: Store, owner: str, n: int, seed: int) -> None:
@@ -55,6 +63,7 @@ def build_history(store: Store, owner: str, n: int, seed: int) -> None:
             seed=i,
             prompt=rnd.choice(PROMPTS),
             tags=rnd.choice(TAGS),
+            source=rnd.choice(SOURCES),
             make_thumb=False,
         )
         ids.append(result.record.id)
@@ -159,6 +168,16 @@ def queries(store: Store) -> list[Query]:
         Query(words=("fox",), include="trash"),
         Query(words=("cat",), kind="control"),
         Query(tag="fav", favorite=True, aspect_ratio="1:1", include="all"),
+        Query(model="sdxl_base.safetensors", size=8, page=2),
+        Query(lora="detail", include="all"),
+        Query(lora="film_grain", sampler="dpmpp_2m"),
+        Query(sampler="euler", words=("cat",)),
+        Query(words=("potrait",)),  # one typo
+        Query(words=("lnadscape", "fog")),
+        Query(words=("sdxl", "dpmpp")),
+        Query(words=("1",), size=20),  # seeds by prefix
+        Query(words=("flux1-dev",)),
+        Query(words=("caf",), include="all"),
     ]
     return qs
 
@@ -187,12 +206,46 @@ def test_applied_in_small_batches_gives_the_same_answers(store: Store, pg: Postg
         same(*both(store, pg, OWNER, q))
 
 
-def test_prompt_search_is_substring_and_case_insensitive(store: Store, pg: PostgresIndex) -> None:
+def test_search_is_by_word_prefix_and_one_typo_case_insensitive(store: Store, pg: PostgresIndex) -> None:
     synced(store, pg)
     page = pg.query(OWNER, Query(words=("cat",), size=200))
     prompts = {r.prompt for r in page.items}
-    assert prompts == {"A Cat on a mat, golden hour", "concatenate the strings", "CAT and DOG playing"}
+    assert prompts == {"A Cat on a mat, golden hour", "CAT and DOG playing"}  # not "concatenate"
     assert {r.prompt for r in pg.query(OWNER, Query(words=("école",), size=200)).items} == {"ÉCOLE de danse"}
+    assert {r.prompt for r in pg.query(OWNER, Query(words=("ecole",), size=200)).items} == {"ÉCOLE de danse"}
+    assert {r.prompt for r in pg.query(OWNER, Query(words=("stduio",), size=200)).items} == {
+        "portrait of a dog, studio light"}
+
+
+def test_facets_agree_with_the_manifest_index(store: Store, pg: PostgresIndex) -> None:
+    synced(store, pg)
+    nonempty = 0
+    for q in queries(store):
+        mine = UserIndex(OWNER, store.manifest(OWNER)).refresh().facets(q, FACET_FIELDS, "", 100)
+        assert pg.facets(OWNER, q, FACET_FIELDS, "", 100) == mine, q
+        nonempty += any(mine.values())
+    assert nonempty >= 25
+    assert pg.facets(OWNER, Query(), ("model",), "SD", 1) == {"model": [
+        {"value": "sdxl_base.safetensors", "count": pg.query(OWNER, Query(model="sdxl_base.safetensors")).total}]}
+
+
+def test_a_schema_1_database_is_reloaded_with_search_words(store: Store, pg_dsn: str) -> None:
+    import psycopg
+
+    old = PostgresIndex(pg_dsn)
+    old.create_schema()
+    synced(store, old)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # what schema 1 left: no words, no vocabulary
+        conn.execute("UPDATE casvault.records SET words = '{}', model = NULL")
+        conn.execute("DELETE FROM casvault.words")
+        conn.execute("UPDATE casvault.schema_version SET version = 1")
+    old.close()
+    upgraded = PostgresIndex(pg_dsn)
+    assert upgraded.query(OWNER, Query(words=("cat",))).total == 0  # the upgrade forgot the offsets...
+    synced(store, upgraded)  # ...so the next sync reloads every owner
+    same(*both(store, upgraded, OWNER, Query(words=("cat",), model="sdxl_base.safetensors")))
+    assert upgraded.query(OWNER, Query(words=("cat",))).total > 0
+    upgraded.close()
 
 
 def test_cursor_paging_while_inserting(store: Store, pg: PostgresIndex) -> None:

@@ -19,6 +19,7 @@ from casvault.errors import CasvaultError, Conflict, NotFound
 from casvault.index import Query
 from casvault.quota import percent
 from casvault.records import Record, to_dict
+from casvault.secondary import FACETS
 from casvault.store import Store
 from casvault.trash import purge_expired
 from casvault.validate import check_filename, check_tags, check_user_id
@@ -34,6 +35,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_PAGE_SIZE = 200
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_BULK_IDS = 500
+MAX_PREFIX = 200
 # Endpoints authenticated by a bearer token, not the cookie: no CSRF check.
 TOKEN_ENDPOINTS = {"api.ingest"}
 KIND_OF_COLLECTION = {"images": "generated", "inputs": "input", "controls": "control"}
@@ -114,6 +116,9 @@ def parse_query(store: Store, kind: str) -> Query:
         aspect_ratio=args.get("aspect_ratio") or None,
         tag=args.get("tag") or None,
         workflow_id=args.get("workflow_id") or None,
+        model=args.get("model") or None,
+        lora=args.get("lora") or None,
+        sampler=args.get("sampler") or None,
         words=tuple(q.split()),
         favorite=favorite in ("1", "true"),
         cursor=args.get("cursor") or None,
@@ -245,6 +250,22 @@ def list_images():
     """The visitor's generated images, newest first."""
     store = get_store()
     return listing(store, current_user(), "generated")
+
+
+@bp.get("/images/facets")
+def image_facets():
+    """The visitor's most frequent models, LoRAs, samplers, workflows, aspect ratios and tags, with counts, within the listing's filters."""
+    store = get_store()
+    query = parse_query(store, "generated")
+    field = request.args.get("field") or None
+    if field is not None and field not in FACETS:
+        raise ApiError(400, "bad_request", f"field must be one of {', '.join(FACETS)}", field="field")
+    prefix = request.args.get("prefix", "")
+    if len(prefix) > MAX_PREFIX:
+        raise ApiError(400, "bad_request", f"prefix is longer than {MAX_PREFIX} characters", field="prefix")
+    limit = int_arg("limit", 20, 1, 100)
+    fields = (field,) if field else FACETS
+    return jsonify(facets=store.facets(current_user(), query, fields, prefix, limit))
 
 
 @bp.patch("/images/<string(length=32):rid>")

@@ -10,9 +10,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from casvault.secondary import FACETS
 from casvault.shares import MAX_EXPIRES_IN, MIN_EXPIRES_IN
 
-from .api import BULK_ACTIONS, MAX_BULK_IDS, MAX_PAGE_SIZE
+from .api import BULK_ACTIONS, MAX_BULK_IDS, MAX_PAGE_SIZE, MAX_PREFIX
 from .archive import MAX_IDS
 
 JSON = "application/json"
@@ -94,7 +95,12 @@ FILTER_PARAMS = [
     _q("aspect_ratio", {"type": "string"}, "Exact aspect ratio, e.g. 16:9"),
     _q("tag", {"type": "string"}, "Only records with this tag"),
     _q("workflow_id", {"type": "string"}, "Only records of this workflow"),
-    _q("q", {"type": "string", "maxLength": 500}, "Prompt search: every word, case-insensitive"),
+    _q("model", {"type": "string"}, "Only images made with this model (exact name)"),
+    _q("lora", {"type": "string"}, "Only images made with this LoRA (exact name)"),
+    _q("sampler", {"type": "string"}, "Only images made with this sampler (exact name)"),
+    _q("q", {"type": "string", "maxLength": 500},
+       "Search prompt, negative prompt, model, LoRA names, sampler, seed and original file name: every word "
+       "must match a word by prefix, or within one typo for words of 4 or more characters; case-insensitive"),
     _q("favorite", {"type": "string", "enum": ["", "0", "1", "true", "false"]}, "1: favorites only"),
 ]
 
@@ -172,6 +178,18 @@ def _image_paths() -> dict[str, Schema]:
             "A signed, expiring share link", {"201": _json(ref("Share"), "The link"), **_errors(400, 404, 409)},
             params=[ID_PARAM], body=_json_body(ref("ShareRequest"), required=False), tag=tag, write=True,
             op_id="share_images",
+        )},
+        "/api/v1/images/facets": {"get": _op(
+            "The most frequent models, LoRAs, samplers, workflows, aspect ratios and tags, with counts, "
+            "among the visitor's images that the listing's filters select",
+            {"200": _json(ref("Facets"), "Top values per field, counts descending"), **_errors(400)},
+            params=LIST_PARAMS[3:] + FILTER_PARAMS + [
+                _q("field", {"type": "string", "enum": list(FACETS)}, "Only this field"),
+                _q("prefix", {"type": "string", "maxLength": MAX_PREFIX},
+                   "Only values starting with this (case-insensitive; for autocomplete)"),
+                _q("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Values per field"),
+            ],
+            tag=tag, op_id="facets_images",
         )},
         "/api/v1/images/bulk": {"post": _op(
             "One action on many images; answers per id", {"200": _json(ref("BulkAnswer"), "Per-id results"), **_errors(400)},
@@ -427,6 +445,17 @@ def _schemas() -> dict[str, Schema]:
             }},
         },
         "Record": _record_schema(),
+        "Facets": {
+            "type": "object", "required": ["facets"], "additionalProperties": False,
+            "properties": {"facets": {
+                "type": "object", "additionalProperties": False,
+                "properties": {name: {"type": "array", "items": ref("FacetValue")} for name in FACETS},
+            }},
+        },
+        "FacetValue": {
+            "type": "object", "required": ["value", "count"], "additionalProperties": False,
+            "properties": {"value": {"type": "string"}, "count": {"type": "integer", "minimum": 1}},
+        },
         "Page": {
             "type": "object", "required": ["items", "page", "size", "total", "next_cursor"],
             "properties": {

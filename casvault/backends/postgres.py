@@ -29,13 +29,14 @@ from ..records import (
     encode_record,
     event_id,
 )
+from ..secondary import MIN_TYPO_LEN, deletions, facet_values, record_words, top, within_one_edit, words_of
 
 try:
     import psycopg
 except ModuleNotFoundError:  # pragma: no cover - the postgres extra is not installed
     psycopg = None
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # NOTE: one advisory lock key serialises schema creation across processes
 # (concurrent CREATE ... IF NOT EXISTS can still collide in the catalog).
 SCHEMA_LOCK = 0x636173766C74
@@ -84,13 +85,42 @@ CREATE TABLE IF NOT EXISTS casvault.owner_counts (
     PRIMARY KEY (owner, kind, status)
 );
 CREATE TABLE IF NOT EXISTS casvault.schema_version (version integer NOT NULL);
+ALTER TABLE casvault.records ADD COLUMN IF NOT EXISTS words text[] NOT NULL DEFAULT '{}';
+ALTER TABLE casvault.records ADD COLUMN IF NOT EXISTS model text;
+ALTER TABLE casvault.records ADD COLUMN IF NOT EXISTS sampler text;
+ALTER TABLE casvault.records ADD COLUMN IF NOT EXISTS loras text[] NOT NULL DEFAULT '{}';
+CREATE INDEX IF NOT EXISTS records_words ON casvault.records USING gin (words);
+CREATE INDEX IF NOT EXISTS records_loras ON casvault.records USING gin (loras);
+CREATE INDEX IF NOT EXISTS records_model ON casvault.records (owner, model);
+CREATE INDEX IF NOT EXISTS records_sampler ON casvault.records (owner, sampler);
+CREATE TABLE IF NOT EXISTS casvault.words (
+    owner text COLLATE "C" NOT NULL,
+    word  text COLLATE "C" NOT NULL,
+    n     bigint NOT NULL,
+    near  text[] NOT NULL,
+    PRIMARY KEY (owner, word)
+);
+CREATE INDEX IF NOT EXISTS words_near ON casvault.words USING gin (near);
+CREATE TABLE IF NOT EXISTS casvault.facet_counts (
+    owner  text COLLATE "C" NOT NULL,
+    kind   text NOT NULL,
+    status text NOT NULL,
+    field  text NOT NULL,
+    value  text COLLATE "C" NOT NULL,
+    n      bigint NOT NULL,
+    PRIMARY KEY (owner, kind, status, field, value)
+);
 """
 
-# NOTE: `q` means "every word is a substring of the prompt, ignoring case",
-# exactly as in the manifest index ("cat" finds "concatenate"). Word-based
-# full-text search (prompt_tsv) cannot find substrings, so the filter runs on
-# prompt_lower (lowered by Python, as the manifest index does; PostgreSQL's
-# lower() differs outside ASCII under the C locale) with a trigram index.
+# NOTE: `q` means what it means in the manifest index (casvault.secondary):
+# every query word matches a record's search word by prefix or within one
+# typo. Each row keeps its search words (``words``, made by the same Python
+# code, GIN-indexed); ``casvault.words`` is each owner's vocabulary with the
+# deletion neighbourhood of each word (``near``, GIN-indexed). A query word is
+# expanded against the vocabulary first (prefix: a range of the primary key;
+# typo: candidates by ``near``, verified in Python), then rows are selected by
+# ``words && <the matching words>``. The trigram index on prompt_lower stays
+# for ad-hoc substring queries.
 TRIGRAM_SQL = """
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX IF NOT EXISTS records_prompt_trgm ON casvault.records USING gin (prompt_lower gin_trgm_ops);
@@ -98,22 +128,36 @@ CREATE INDEX IF NOT EXISTS records_prompt_trgm ON casvault.records USING gin (pr
 
 COLUMNS = (
     "owner, id, kind, status, created_at, sha256, bytes, tags, favorite, "
-    "workflow_id, aspect_ratio, prompt, prompt_lower, record"
+    "workflow_id, aspect_ratio, prompt, prompt_lower, record, words, model, sampler, loras"
 )
 ON_CONFLICT = """
 ON CONFLICT (owner, id) DO UPDATE SET
     kind = excluded.kind, status = excluded.status, created_at = excluded.created_at,
     sha256 = excluded.sha256, bytes = excluded.bytes, tags = excluded.tags, favorite = excluded.favorite,
     workflow_id = excluded.workflow_id, aspect_ratio = excluded.aspect_ratio, prompt = excluded.prompt,
-    prompt_lower = excluded.prompt_lower, record = excluded.record
+    prompt_lower = excluded.prompt_lower, record = excluded.record, words = excluded.words,
+    model = excluded.model, sampler = excluded.sampler, loras = excluded.loras
 """
 UPSERT_SQL = (
     f"INSERT INTO casvault.records ({COLUMNS}) "
-    "VALUES (%s, %s, %s, %s, %s::timestamptz, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)" + ON_CONFLICT
+    "VALUES (%s, %s, %s, %s, %s::timestamptz, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)" + ON_CONFLICT
 )
 # NOTE: above this many rows a batch goes through COPY into a temporary table
 # (several times faster than row-by-row upserts for a first load).
 COPY_THRESHOLD = 500
+FACET_COUNTS_SQL = """
+INSERT INTO casvault.facet_counts (owner, kind, status, field, value, n) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (owner, kind, status, field, value) DO UPDATE SET n = casvault.facet_counts.n + excluded.n
+"""
+WORDS_SQL = """
+INSERT INTO casvault.words (owner, word, n, near) VALUES (%s, %s, %s, %s)
+ON CONFLICT (owner, word) DO UPDATE SET n = casvault.words.n + excluded.n
+"""
+# Column (or array column) of each facet field.
+FACET_COLUMNS = {
+    "model": ("model", False), "lora": ("loras", True), "sampler": ("sampler", False),
+    "workflow_id": ("workflow_id", False), "aspect_ratio": ("aspect_ratio", False), "tag": ("tags", True),
+}
 COUNTS_SQL = """
 INSERT INTO casvault.owner_counts (owner, kind, status, count, bytes) VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (owner, kind, status) DO UPDATE SET
@@ -139,6 +183,7 @@ def fold(owner: str, events: Iterable[Event], current: Mapping[str, Record]) -> 
 
 def _row(owner: str, record: Record) -> tuple[Any, ...]:
     prompt = getattr(record, "prompt", None)
+    values = facet_values(record)
     return (
         owner,
         record.id,
@@ -154,7 +199,16 @@ def _row(owner: str, record: Record) -> tuple[Any, ...]:
         prompt,
         prompt.lower() if prompt is not None else None,
         encode_record(record).decode(),
+        sorted(record_words(record)),
+        (values["model"] or (None,))[0],
+        (values["sampler"] or (None,))[0],
+        list(values["lora"]),
     )
+
+
+def _near(word: str) -> list[str]:
+    """A vocabulary word's deletion neighbourhood (empty for words without typo tolerance)."""
+    return sorted(deletions(word)) if len(word) >= MIN_TYPO_LEN - 1 and not word.isdigit() else []
 
 
 def _time(value: str, field: str) -> str:
@@ -166,10 +220,6 @@ def _time(value: str, field: str) -> str:
     except (TypeError, ValueError):
         raise InvalidInput(f"{field} is not valid", field=field) from None
     return value
-
-
-def _like(word: str) -> str:
-    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 class PostgresIndex:
@@ -231,8 +281,15 @@ class PostgresIndex:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 conn.execute(SCHEMA_SQL)
-                if conn.execute("SELECT count(*) FROM casvault.schema_version").fetchone()[0] == 0:
+                version = conn.execute("SELECT max(version) FROM casvault.schema_version").fetchone()[0]
+                if version is None:
                     conn.execute("INSERT INTO casvault.schema_version VALUES (%s)", (SCHEMA_VERSION,))
+                elif version < SCHEMA_VERSION:
+                    # NOTE: rows of schema 1 lack the search words and facet
+                    # columns: forgetting the offsets makes each owner's next
+                    # sync reload its rows from the manifest.
+                    conn.execute("DELETE FROM casvault.manifest_offsets")
+                    conn.execute("UPDATE casvault.schema_version SET version = %s", (SCHEMA_VERSION,))
                 try:
                     with conn.transaction():
                         conn.execute(TRIGRAM_SQL)
@@ -247,8 +304,9 @@ class PostgresIndex:
         if self._schema_ready:
             return
         with self.connection() as conn:
-            exists = conn.execute("SELECT to_regclass('casvault.owner_counts') IS NOT NULL").fetchone()[0]
-        if exists:
+            exists = conn.execute("SELECT to_regclass('casvault.schema_version') IS NOT NULL").fetchone()[0]
+            version = conn.execute("SELECT max(version) FROM casvault.schema_version").fetchone()[0] if exists else None
+        if version is not None and version >= SCHEMA_VERSION:
             self._schema_ready = True
         else:
             self.create_schema()
@@ -277,6 +335,18 @@ class PostgresIndex:
                     d = deltas.setdefault((record.kind, record.status), [0, 0])
                     d[0] += sign
                     d[1] += sign * record.bytes
+        vocab: dict[str, int] = {}
+        facet_deltas: dict[tuple[str, str, str, str], int] = {}
+        for rid, new in changed.items():
+            for record, sign in ((current.get(rid), -1), (new, +1)):
+                if record is not None:
+                    for word in record_words(record):
+                        vocab[word] = vocab.get(word, 0) + sign
+                    for name, values in facet_values(record).items():
+                        if name in FACET_COLUMNS:
+                            for value in values:
+                                key = (record.kind, record.status, name, value)
+                                facet_deltas[key] = facet_deltas.get(key, 0) + sign
         gone = [rid for rid, record in changed.items() if record is None and rid in current]
         kept = [_row(owner, record) for record in changed.values() if record is not None]
         if gone:
@@ -292,10 +362,44 @@ class PostgresIndex:
         elif kept:
             with conn.cursor() as cur:
                 cur.executemany(UPSERT_SQL, kept)
+        self._apply_vocabulary(conn, owner, vocab)
+        self._apply_facet_counts(conn, owner, facet_deltas)
         counts = [(owner, kind, status, n, b) for (kind, status), (n, b) in deltas.items() if n or b]
         if counts:
             with conn.cursor() as cur:
                 cur.executemany(COUNTS_SQL, counts)
+
+    def _apply_vocabulary(self, conn: Any, owner: str, delta: dict[str, int]) -> None:
+        """Add the word count changes of ``owner``; words no record holds any more are dropped."""
+        rows = [(owner, word, n, _near(word)) for word, n in delta.items() if n]
+        if not rows:
+            return
+        with conn.cursor() as cur:
+            if len(rows) > COPY_THRESHOLD:
+                cur.execute("CREATE TEMP TABLE IF NOT EXISTS words_load (LIKE casvault.words) ON COMMIT DELETE ROWS")
+                with cur.copy("COPY words_load (owner, word, n, near) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(
+                    "INSERT INTO casvault.words SELECT * FROM words_load"
+                    " ON CONFLICT (owner, word) DO UPDATE SET n = casvault.words.n + excluded.n"
+                )
+                cur.execute("TRUNCATE words_load")
+            else:
+                cur.executemany(WORDS_SQL, rows)
+            fewer = [word for word, n in delta.items() if n < 0]
+            if fewer:
+                cur.execute("DELETE FROM casvault.words WHERE owner = %s AND word = ANY(%s) AND n <= 0", (owner, fewer))
+
+    def _apply_facet_counts(self, conn: Any, owner: str, delta: dict[tuple[str, str, str, str], int]) -> None:
+        """Add the facet value count changes of ``owner`` (the unfiltered facets read them, not the rows)."""
+        rows = [(owner, *key, n) for key, n in delta.items() if n]
+        if not rows:
+            return
+        with conn.cursor() as cur:
+            cur.executemany(FACET_COUNTS_SQL, rows)
+            if any(n < 0 for *_, n in rows):
+                cur.execute("DELETE FROM casvault.facet_counts WHERE owner = %s AND n <= 0", (owner,))
 
     def _lock_owner(self, conn: Any, owner: str) -> None:
         """Serialise changes to one owner's rows and counts (until the transaction ends)."""
@@ -304,6 +408,8 @@ class PostgresIndex:
     def _clear_owner(self, conn: Any, owner: str) -> None:
         conn.execute("DELETE FROM casvault.records WHERE owner = %s", (owner,))
         conn.execute("DELETE FROM casvault.owner_counts WHERE owner = %s", (owner,))
+        conn.execute("DELETE FROM casvault.words WHERE owner = %s", (owner,))
+        conn.execute("DELETE FROM casvault.facet_counts WHERE owner = %s", (owner,))
 
     def apply(self, owner: str, events: list[Event]) -> int:
         """Apply manifest events of ``owner`` (idempotent: upsert by id); returns how many.
@@ -431,17 +537,30 @@ class PostgresIndex:
         with self.connection() as conn:
             return {r[0] for r in conn.execute("SELECT DISTINCT sha256 FROM casvault.records").fetchall()}
 
-    def query(self, owner: str, q: Query) -> Page:
-        """One page of ``owner``'s listing, newest first: the manifest index's pages and cursors.
+    def _matching_words(self, conn: Any, owner: str, word: str) -> list[str]:
+        """The words of ``owner``'s vocabulary that a query word matches (prefix, or one typo)."""
+        # NOTE: three index-friendly lookups (a range of the primary key, primary
+        # key hits, the GIN of ``near``), not one OR that would read the owner's
+        # whole vocabulary (a seed and a file number a record).
+        last = ord(word[-1])
+        upper = word[:-1] + chr(last + 1) if last < 0x10FFFF else word + chr(last)
+        sql = "SELECT word FROM casvault.words WHERE owner = %s AND word >= %s AND word < %s"
+        args: list[Any] = [owner, word, upper]
+        typo = len(word) >= MIN_TYPO_LEN and not word.isdigit()
+        if typo:
+            shorter = sorted(deletions(word))
+            sql += (" UNION SELECT word FROM casvault.words WHERE owner = %s AND word = ANY(%s)"
+                    " UNION SELECT word FROM casvault.words WHERE near && %s::text[] AND owner = %s")
+            args += [owner, shorter, [word, *shorter], owner]
+        rows = conn.execute(sql, args).fetchall()
+        return sorted(w for (w,) in rows if w.startswith(word) or (typo and within_one_edit(word, w)))
 
-        Raises InvalidInput for a bad include or cursor, StorageError.
-        """
-        if q.include not in INCLUDES:
-            raise InvalidInput("include must be active, trash or all", field="include")
-        texts = (q.tag, q.aspect_ratio, q.workflow_id, *q.words)
-        if any(t is not None and "\x00" in t for t in texts):
+    def _where(self, conn: Any, owner: str, q: Query) -> tuple[list[str], list[Any]] | None:
+        """The WHERE terms and arguments of a listing (None when nothing can match)."""
+        texts = (*q.facet_filters.values(), *q.words)
+        if any("\x00" in t for t in texts):
             # NOTE: PostgreSQL text cannot hold NUL, and no record does: nothing matches.
-            return Page([], 0, None)
+            return None
         where = ["owner = %s", "kind = %s"]
         args: list[Any] = [owner, q.kind]
         if q.include != "all":
@@ -455,29 +574,44 @@ class PostgresIndex:
             args.append(_time(q.created_before, "to_date"))
         if q.favorite:
             where.append("favorite")
-        if q.tag is not None:
-            where.append("tags @> ARRAY[%s]::text[]")
-            args.append(q.tag)
-        if q.aspect_ratio is not None:
-            where.append("aspect_ratio = %s")
-            args.append(q.aspect_ratio)
-        if q.workflow_id is not None:
-            where.append("workflow_id = %s")
-            args.append(q.workflow_id)
-        for word in q.words:
-            where.append("prompt_lower LIKE %s")
-            args.append(_like(word.lower()))
-        page_where, page_args = list(where), list(args)
+        for name, value in q.facet_filters.items():
+            column, is_array = FACET_COLUMNS[name]
+            where.append(f"{column} @> ARRAY[%s]::text[]" if is_array else f"{column} = %s")
+            args.append(value)
+        for raw in q.words:
+            for word in words_of(raw):
+                matched = self._matching_words(conn, owner, word)
+                if not matched:
+                    return None
+                where.append("words && %s::text[]")
+                args.append(matched)
+        return where, args
+
+    def query(self, owner: str, q: Query) -> Page:
+        """One page of ``owner``'s listing, newest first: the manifest index's pages and cursors.
+
+        Raises InvalidInput for a bad include or cursor, StorageError.
+        """
+        if q.include not in INCLUDES:
+            raise InvalidInput("include must be active, trash or all", field="include")
         skip = (q.page - 1) * q.size
+        cursor: list[Any] = []
         if q.cursor:
             created_at, rid = decode_cursor(q.cursor)
             if "\x00" in rid:
                 raise InvalidInput("cursor is not valid", field="cursor")
-            page_where.append("(created_at, id) < (%s::timestamptz, %s)")
-            page_args += [_time(created_at, "cursor"), rid]
+            cursor = [_time(created_at, "cursor"), rid]
             skip = 0
         self._ready()
         with self.connection() as conn:
+            found = self._where(conn, owner, q)
+            if found is None:
+                return Page([], 0, None)
+            where, args = found
+            page_where, page_args = list(where), list(args)
+            if cursor:
+                page_where.append("(created_at, id) < (%s::timestamptz, %s)")
+                page_args += cursor
             if q.filtered:
                 total = conn.execute(
                     "SELECT count(*) FROM casvault.records WHERE " + " AND ".join(where), args
@@ -499,6 +633,44 @@ class PostgresIndex:
         last = items[-1] if items else None
         next_cursor = encode_cursor((last.created_at, last.id)) if more and last is not None else None
         return Page(items, total, next_cursor)
+
+    def facets(self, owner: str, q: Query, fields: tuple[str, ...], prefix: str = "", limit: int = 20) -> dict[str, list[dict]]:
+        """The top values with counts of facet ``fields`` among ``owner``'s records that ``q`` selects."""
+        if q.include not in INCLUDES:
+            raise InvalidInput("include must be active, trash or all", field="include")
+        self._ready()
+        answer: dict[str, list[dict]] = {}
+        with self.connection() as conn:
+            if not q.filtered:
+                # NOTE: the gallery's first facets: from the counts kept beside
+                # the rows (as owner_counts does for the plain total).
+                statuses = ["active", "trash"] if q.include == "all" else [q.include]
+                for name in fields:
+                    rows = conn.execute(
+                        "SELECT value, sum(n) FROM casvault.facet_counts WHERE owner = %s AND kind = %s"
+                        " AND status = ANY(%s) AND field = %s GROUP BY value",
+                        (owner, q.kind, statuses, name),
+                    ).fetchall()
+                    answer[name] = top({v: int(n) for v, n in rows}, prefix, limit)
+                return answer
+            found = self._where(conn, owner, q)
+            for name in fields:
+                if found is None:
+                    answer[name] = []
+                    continue
+                where, args = found
+                column, is_array = FACET_COLUMNS[name]
+                value = "v" if is_array else column
+                source = f"casvault.records, unnest({column}) AS v" if is_array else "casvault.records"
+                rows = conn.execute(
+                    f"SELECT {value}, count(*) FROM {source} WHERE " + " AND ".join(where)
+                    + f" AND {value} IS NOT NULL GROUP BY {value}",
+                    args,
+                ).fetchall()
+                # NOTE: the prefix and the order are applied by the same Python
+                # code as the manifest index's (PostgreSQL's lower() differs).
+                answer[name] = top({v: int(n) for v, n in rows}, prefix, limit)
+        return answer
 
 
 def _first_line(exc: BaseException) -> str:

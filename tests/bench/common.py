@@ -162,6 +162,12 @@ WORDS = (
 ).split()
 ASPECTS = ("1:1", "3:4", "4:3", "16:9", "9:16")
 TAGS = ("favorite-set", "wip", "client", "portfolio", "draft", "print")
+MODELS = ("flux1-dev.safetensors", "sd_xl_base_1.0.safetensors", "dreamshaper_8.safetensors",
+          "juggernautXL_v9.safetensors", "realisticVision_v51.safetensors", "animagineXL_v3.safetensors")
+SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_sde")
+LORAS = tuple(f"{name}.safetensors" for name in (
+    "add_detail", "film_grain", "pixel_art", "watercolor_v2", "lowra", "epi_noiseoffset", "more_details",
+    "ghibli_style", "cyberpunk_neon", "hands_fix"))
 
 
 def spread_times(count: int, days: int = 365, end: datetime | None = None) -> list[str]:

@@ -25,7 +25,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 from common import CACHE, clean_scratch  # noqa: E402
 
-SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe")
+SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe", "http", "shared", "gallery")
 MODULES = {
     "ingest": "bench_ingest",
     "thumbs": "bench_thumbs",
@@ -34,6 +34,9 @@ MODULES = {
     "scrub": "bench_cli",
     "serve": "bench_serve",
     "dedupe": "bench_dedupe",
+    "http": "bench_http",
+    "shared": "bench_shared",
+    "gallery": "bench_gallery",
 }
 # key → (goal, "min" when the ratio must be at least the goal, "max" at most)
 GOALS = {
@@ -43,6 +46,15 @@ GOALS = {
     "thumbs.parallel_speedup": (1.70, "min"),
     "list.scale_100k_vs_1k": (1.5, "max"),
     "list.cold_load_vs_stdlib_json": (0.70, "max"),
+    "list.tag_vs_page_100k": (3.0, "max"),
+    "list.search_vs_page_100k": (5.0, "max"),
+    "list.facets_vs_page_100k": (5.0, "max"),
+    "list.index_bytes_per_record": (1.5 * 1441, "max"),
+    "list.cold_first_page_vs_sqlite_peer_100k": (0.3, "max"),
+    "http.ingest_vs_library": (0.8, "min"),
+    "shared.list_1m_p50_ms": (20.0, "max"),
+    "shared.search_1m_p50_ms": (30.0, "max"),
+    "gallery.first_tiles_ms_100k_vs_1k": (1.3, "max"),
     "backup.incremental_bytes_ratio": (0.01, "max"),
     "scrub.blake3_vs_sha256": (1.8, "min"),
 }

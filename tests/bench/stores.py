@@ -23,7 +23,7 @@ from casvault.records import AddEvent, GeneratedRecord, MetaEvent, encode_record
 from casvault.store import Store
 from casvault.thumbs import THUMB_EXT, make_thumbnail
 
-from common import ASPECTS, TAGS, WORDS, cache_dir, realistic_pngs, spread_times, tiny_png, user
+from common import ASPECTS, LORAS, MODELS, SAMPLERS, TAGS, WORDS, cache_dir, realistic_pngs, spread_times, tiny_png, user
 
 BIG = 100_000
 SMALL = 1_000
@@ -39,6 +39,15 @@ SCRUB_LARGE = 200  # 2048×2048 stand-ins for upscaled outputs, ~12.6 MB
 def listing_config(root: Path) -> Config:
     """The configuration the listing store is built and read with."""
     return Config(root=root, secret_key="bench-secret", fsync=False, thumb_size=64)
+
+
+def _source(rnd: random.Random) -> dict:
+    """What a ComfyUI record's ``source`` says about model, sampler and LoRAs (the facets' fields)."""
+    loras = rnd.sample(LORAS, rnd.choice((0, 0, 1, 2)))
+    source: dict = {"tool": "comfyui", "model": rnd.choice(MODELS), "sampler": rnd.choice(SAMPLERS)}
+    if loras:
+        source["loras"] = [{"name": name, "strength_model": 0.8} for name in loras]
+    return source
 
 
 def _fill(store: Store, owner: str, count: int, seed: int) -> None:
@@ -70,6 +79,7 @@ def _fill(store: Store, owner: str, count: int, seed: int) -> None:
             status="active",
             thumb=f"thumb/{rid}.{THUMB_EXT}",
             tags=[TAGS[rnd.randrange(len(TAGS))]] if rnd.random() < 0.1 else [],
+            source=_source(rnd),
             width=8,
             height=8,
             blake3=b3,
@@ -94,7 +104,7 @@ def _fill(store: Store, owner: str, count: int, seed: int) -> None:
 
 def listing_store() -> Path:
     """Root of a store with a 100,000-image user and a 1,000-image user (cached)."""
-    root = cache_dir("store-list") / "root"
+    root = cache_dir("store-list-2") / "root"  # 2: records carry a ComfyUI source (model, sampler, LoRAs)
     done = root.parent / "complete"
     if done.exists():
         return root
