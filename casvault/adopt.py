@@ -264,7 +264,8 @@ def _adopt(store: Store, path: Path, owner: str, kind: str, rel: str, locked: bo
     with safefs.open_regular(path) as (fh, st):
         data = safefs.read_capped(fh, st, cfg.max_upload_bytes)
     mtime = st.st_mtime
-    info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels, keep=True)
+    info = check_image(data, max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels, keep=True,
+                       fit=cfg.thumb_size)
     old_json, legacy = _legacy(path)
     fields, rest = _legacy_fields(kind, legacy)
     sha = digest(data)

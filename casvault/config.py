@@ -14,6 +14,7 @@ from .errors import ConfigError
 LINK_MODES = ("auto", "hardlink", "symlink", "copy")
 BLOB_BACKENDS = ("", "file", "s3")
 INDEX_BACKENDS = ("", "manifest", "postgres")
+MIN_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Config:
     thumb_quality: int = 80
     max_upload_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 64_000_000
+    decode_budget_pixels: int = 64_000_000  # pixels this process may hold decoded at once (casvault.decoding)
     quota_max_bytes: int = 0  # 0 = unlimited
     quota_max_count: int = 0  # 0 = unlimited
     member_quota_max_bytes: int = 0  # members' limits; 0 = unlimited
@@ -105,7 +107,7 @@ class Config:
             raise ConfigError(f"CASVAULT_STAGE_MODE must be auto, copy or hardlink, not {self.stage_mode!r}")
         if not 16 <= self.thumb_size <= 2048:
             raise ConfigError(f"CASVAULT_THUMB_SIZE must be between 16 and 2048, not {self.thumb_size}")
-        for name in ("max_upload_bytes", "max_pixels", "max_video_bytes"):
+        for name in ("max_upload_bytes", "max_pixels", "max_video_bytes", "decode_budget_pixels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"CASVAULT_{name.upper()} must be positive")
         for name in ("quota_max_bytes", "quota_max_count", "member_quota_max_bytes", "member_quota_max_count",
@@ -124,8 +126,8 @@ class Config:
         """Raise ConfigError for member identity settings that would be weak or silently unused."""
         from .identity import parse_proxies
 
-        if self.member_jwt_secret is not None and len(self.member_jwt_secret.encode()) < 32:
-            raise ConfigError("CASVAULT_MEMBER_JWT_SECRET must be at least 32 bytes")
+        if self.member_jwt_secret is not None and len(self.member_jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"CASVAULT_MEMBER_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
         if self.anon_cookie_max_age < 3600:
             raise ConfigError("CASVAULT_ANON_COOKIE_MAX_AGE must be at least 3600 seconds")
         proxies = parse_proxies(self.trusted_proxies)
@@ -137,9 +139,17 @@ class Config:
     def require_secret(self) -> str:
         """The signing secret; in development a random one kept in ``<root>/meta/dev-secret`` (0600).
 
-        Raises ConfigError when production mode has no CASVAULT_SECRET_KEY.
+        Raises ConfigError when production mode has no CASVAULT_SECRET_KEY or
+        one shorter than MIN_SECRET_BYTES.
         """
         if self.secret_key:
+            # NOTE: the secret signs cookies and share-link tokens; a short one
+            # can be guessed offline from a single cookie. Development may use any.
+            if not self.dev and len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"CASVAULT_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes "
+                    "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
+                )
             return self.secret_key
         if not self.dev:
             raise ConfigError("CASVAULT_SECRET_KEY is not set (set it, or CASVAULT_DEV=1 for development)")

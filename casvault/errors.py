@@ -93,6 +93,12 @@ class LockBusy(CasvaultError):
     code = "lock_busy"
 
 
+class Busy(CasvaultError):
+    """This process is decoding as many pixels as its budget allows; retry after ``retry_after`` seconds."""
+
+    code = "busy"
+
+
 class ConfigError(CasvaultError):
     """The configuration is missing or invalid."""
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from .records import Record
+from .records import Record, check_time
 from .errors import InvalidInput
 from .validate import EXT_BY_MIME, check_user_id, is_id
 
@@ -18,7 +18,8 @@ KIND_DIRS = {"generated": (), "control": ("controls",), "input": ("inputs",)}
 def normalize_time(value: str | datetime | None) -> str:
     """ISO 8601 in UTC with millisecond precision (sortable as a string).
 
-    Raises ValueError for a string that is not ISO 8601.
+    Raises ValueError for a string that is not ISO 8601 and for a time
+    outside what every partition zone can show (records.check_time).
     """
     if value is None:
         dt = datetime.now(timezone.utc)
@@ -28,7 +29,12 @@ def normalize_time(value: str | datetime | None) -> str:
         dt = datetime.fromisoformat(value)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    try:
+        utc = dt.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    except OverflowError:
+        raise ValueError(f"{value} is outside the supported range") from None
+    check_time(utc)  # NOTE: the records' own rule, so no partition zone or day bound overflows
+    return utc
 
 
 THUMB_RE = re.compile(r"thumb/([0-9a-f]{32})\.(webp|jpg)")

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 from PIL import Image
 
-from .errors import NotAnImage, TooLarge
+from . import decoding
+from .errors import Busy, NotAnImage, TooLarge
 
 __all__ = ["Animation", "VideoInfo", "animation", "check_video", "poster", "sniff_video", "video_metadata"]
 
@@ -33,8 +34,8 @@ class Animation(NamedTuple):
 def animation(data: bytes, fmt: str) -> Animation | None:
     """Frames and duration of an animated PNG or WebP (``fmt`` "PNG" or "WEBP"); None for a still image.
 
-    Never raises: a file Pillow cannot walk through is reported as still
-    (validation has already judged its first frame).
+    Raises only Busy (the decode budget): a file Pillow cannot walk through
+    is reported as still (validation has already judged its first frame).
     """
     if fmt not in ("PNG", "WEBP"):
         return None
@@ -44,14 +45,18 @@ def animation(data: bytes, fmt: str) -> Animation | None:
             if frames <= 1:
                 return None
             total = 0.0
-            for index in range(min(frames, _MAX_FRAMES)):
-                img.seek(index)
-                if fmt == "WEBP":
-                    img.load()  # NOTE: Pillow's WebP reader sets a frame's duration when it decodes it
-                duration = img.info.get("duration")
-                if isinstance(duration, (int, float)) and duration > 0:
-                    total += duration
+            # NOTE: walking the frames decodes them, one at a time: within the decode budget.
+            with decoding.budget().hold(img.size[0] * img.size[1]):
+                for index in range(min(frames, _MAX_FRAMES)):
+                    img.seek(index)
+                    if fmt == "WEBP":
+                        img.load()  # NOTE: Pillow's WebP reader sets a frame's duration when it decodes it
+                    duration = img.info.get("duration")
+                    if isinstance(duration, (int, float)) and duration > 0:
+                        total += duration
             return Animation(frames, int(round(total)))
+    except Busy:
+        raise
     except Exception:  # Pillow raises many types for damaged data
         return None
 

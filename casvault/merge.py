@@ -120,6 +120,9 @@ def merge_users(store: Store, guest: str, member: str, *, dry_run: bool = False,
         if deadline is not None and n < len(known) and time.monotonic() > deadline:
             report.complete = False
             return report
+    # NOTE: the records keep their ids, so the guest's share links follow them
+    # (before the journal goes: a crash here is finished by the rerun).
+    store.shares.move_all(guest, member)
     _remove_empty_dirs(store, guest)
     remove(journal)
     return report

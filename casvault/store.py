@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, faults, media, quota, safefs, thumbs, trash
+from . import comfy, decoding, faults, media, quota, safefs, thumbs, trash
 from .aspect import aspect_ratio
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
@@ -51,6 +51,7 @@ from .records import (
     evolve,
     now_iso,
 )
+from .shares import Shares
 from .validate import (
     FIELD_MAX_LEN,
     check_filename,
@@ -98,11 +99,13 @@ class Store:
         # user's lock (see _log). None means the manifest index.
         self.record_index = open_record_index(index_spec(config, meta))
         self.locks = Locks(self.layout.locks)
+        self.shares = Shares(self.layout.meta, self.layout.tmp, self.locks, self.get, fsync=config.fsync)
         self._indexes: dict[str, UserIndex] = {}
         self._mutex = threading.Lock()
         self._recent: tuple[tuple, list[Record]] | None = None
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
         self.quota = quota.Policy(self.limits, quota.Limits(config.member_quota_max_bytes, config.member_quota_max_count))
+        decoding.configure(config.decode_budget_pixels)
 
     # --- opening ------------------------------------------------------------
 
@@ -288,15 +291,15 @@ class Store:
 
         Raises InvalidInput for a malformed date.
         """
-        def start(day: str) -> datetime:
+        def bound(day: str, days_after: int) -> str:
             try:
-                d = datetime.strptime(day, "%Y-%m-%d")
-            except (ValueError, TypeError):
-                raise InvalidInput("dates must be YYYY-MM-DD", field="date") from None
-            return d.replace(tzinfo=self.layout.tz)
+                d = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=self.layout.tz)
+                return normalize_time(d + timedelta(days=days_after))
+            except (ValueError, TypeError, OverflowError):
+                raise InvalidInput("dates must be YYYY-MM-DD between the years 1 and 9999", field="date") from None
 
-        lo = normalize_time(start(from_date)) if from_date else None
-        hi = normalize_time(start(to_date) + timedelta(days=1)) if to_date else None
+        lo = bound(from_date, 0) if from_date else None
+        hi = bound(to_date, 1) if to_date else None
         return lo, hi
 
     def read_original(self, record: Record) -> bytes:
@@ -413,6 +416,7 @@ class Store:
                 max_pixels=self.config.max_pixels,
                 keep=make_thumb,
                 decode=make_thumb,
+                fit=self.config.thumb_size,
             )
         if kind == "generated" and info.ext in ("png", "webp", "mp4", "webm") and source is None:
             fields, source = _fill_from_comfy(data, fields)

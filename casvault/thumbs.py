@@ -6,7 +6,8 @@ import io
 
 from PIL import Image, ImageOps, features
 
-from . import media
+from . import decoding, media
+from .validate import sniff
 
 WEBP = features.check("webp")
 THUMB_EXT = "webp" if WEBP else "jpg"
@@ -18,12 +19,17 @@ def make_thumbnail(source: bytes | Image.Image, size: int = 256, quality: int = 
     """Encode a thumbnail that fits in ``size``×``size``, keeping the aspect ratio.
 
     ``source`` is the image's bytes or an already decoded image (ingest
-    decodes once for validation and reuses it). Raises PIL errors for
-    undecodable data (callers validated it already).
+    decodes once for validation, reduced, and reuses it). Raises NotAnImage,
+    Busy, or PIL errors for undecodable data (callers validated it already).
     """
     if isinstance(source, (bytes, bytearray, memoryview)) and media.sniff_video(bytes(source[:64])) is not None:
         source = media.poster(bytes(source))  # a video's thumbnail is its first frame
-    img = Image.open(io.BytesIO(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        # NOTE: decoded within the process's pixel budget, already reduced (casvault.decoding).
+        data = bytes(source)
+        img = decoding.decode_reduced(data, sniff(data)[2], size)
+    else:
+        img = source
     with img:
         # NOTE: draft() lets the JPEG decoder scale by 1/2..1/8 while decoding
         # (a no-op for PNG and WebP). The one full decode is the load() below;

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .errors import InvalidInput, NotAnImage, TooLarge
+from . import decoding
+from .errors import Busy, InvalidInput, NotAnImage, TooLarge
 
 ID_RE = re.compile(r"[0-9a-f]{32}")
 ANON_RE = re.compile(r"anon-[0-9a-f]{32}")
@@ -21,6 +22,10 @@ MEMBER_RE = re.compile(r"u-[a-z0-9_-]{1,64}")
 TAG_MAX_LEN = 64
 TAGS_MAX = 64
 FIELD_MAX_LEN = 20_000
+# Bidirectional controls (LRE..RLO, LRI..PDI, LRM, RLM, ALM): in a file name
+# they make "photo\u202egnp.exe" read as "photoexe.png". Names are shown and
+# downloaded, never trusted, so these are removed rather than refused.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 # signature → (ext, mime, Pillow format)
 _SIGNATURES = (
@@ -33,7 +38,7 @@ EXT_BY_MIME = {v: k for k, v in MIME_BY_EXT.items()}
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What validation learned about an accepted image (``image``: the decoded pixels, if kept)."""
+    """What validation learned about an accepted image (``image``: the decoded pixels, if kept, maybe reduced)."""
 
     ext: str
     mime: str
@@ -116,12 +121,18 @@ def check_filename(value: object, keep_folder: bool = False) -> str | None:
     # folder part is cut off (a CRLF there must not slip through).
     if any(c in name for c in "\n\r\t"):
         raise InvalidInput("original_filename contains control characters", field="original_filename")
+    name = strip_bidi(name)
     if keep_folder:
         # NOTE: a ComfyUI output's name keeps its subfolder ("casv/two_00001_.png");
         # empty, "." and ".." parts are dropped, so it never reads as a path out.
         return "/".join(p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")) or None
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     return name or None
+
+
+def strip_bidi(text: str) -> str:
+    """``text`` without bidirectional control characters (see BIDI_CONTROLS)."""
+    return "".join(c for c in text if c not in BIDI_CONTROLS)
 
 
 def check_no_trailing_data(data: bytes, fmt: str) -> None:
@@ -159,7 +170,8 @@ def sniff(data: bytes) -> tuple[str, str, str]:
 
 
 def check_image(
-    data: bytes, *, max_bytes: int, max_pixels: int, keep: bool = False, decode: bool = True
+    data: bytes, *, max_bytes: int, max_pixels: int, keep: bool = False, decode: bool = True,
+    fit: int | None = None,
 ) -> ImageInfo:
     """Validate uploaded bytes as an accepted, undamaged image within the limits.
 
@@ -167,6 +179,9 @@ def check_image(
     where a cheaper check is as safe against truncation and bit rot: a PNG is
     trusted after verify() has CRC-checked every chunk up to IEND, a JPEG is
     decoded at 1/8 scale (the whole entropy-coded stream is still read).
+    Decoding goes through :mod:`casvault.decoding` (the process's pixel
+    budget); with ``fit`` the kept image is reduced to cover a ``fit``×``fit``
+    thumbnail and never held at full size.
 
     Raises TooLarge (bytes or pixels), NotAnImage (signature, format
     mismatch, damaged data).
@@ -199,11 +214,11 @@ def check_image(
             # decode is ~75% of a no-thumbnail ingest (bench ingest.vs_floor).
             decoded = None
             if decode or keep or fmt != "PNG":
-                decoded = Image.open(io.BytesIO(data), formats=[fmt])
-                if not (decode or keep):
-                    decoded.draft(decoded.mode, (max(width // 8, 1), max(height // 8, 1)))
-                decoded.load()
-    except (TooLarge, NotAnImage):
+                # NOTE: a full-size image only when kept without ``fit``; a
+                # check alone reduces as far as the format allows.
+                target = fit if keep else 1
+                decoded = decoding.decode_reduced(data, fmt, target)
+    except (TooLarge, NotAnImage, Busy):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise TooLarge(f"the image has more pixels than the limit of {max_pixels}", limit=max_pixels) from None

@@ -21,7 +21,7 @@ CORPUS = Path(os.environ.get("CASVAULT_CORPUS") or ROOT / "tests" / "data" / "co
 REQUIRE_ALL = os.environ.get("CASVAULT_TEST_REQUIRE_ALL") == "1"
 INGEST_TOKEN = "test-ingest-token"
 ADMIN_TOKEN = "test-admin-token"
-SECRET = "test-secret-key"
+SECRET = "test-secret-key-0123456789abcdef-0123"
 
 
 def need(condition: bool, what: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api_helpers import ADMIN, add_image, error_code
-from tests.conftest import INGEST_TOKEN, make_png, user
+from tests.conftest import INGEST_TOKEN, SECRET, make_png, user
 
 ROUTES = [
     ("get", "/api/v1/admin/users"),
@@ -33,7 +33,7 @@ def test_admin_disabled_without_a_token(tmp_path):
     from casvault.config import Config
     from web import create_app
 
-    app = create_app(Config(root=tmp_path / "r", secret_key="s"))
+    app = create_app(Config(root=tmp_path / "r", secret_key=SECRET))
     resp = app.test_client().get("/api/v1/admin/users", headers={"Authorization": "Bearer "})
     assert resp.status_code == 401 and "disabled" in resp.get_json()["error"]["message"]
 

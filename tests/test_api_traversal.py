@@ -66,3 +66,15 @@ def test_zip_ids_and_query_user_ids_refuse_tricks(client, store, trick):
     body = client.post("/api/v1/images/bulk", json={"action": "delete", "ids": [trick]}).get_json()
     assert body["results"][0]["ok"] is False
     assert store.usage(me).trash_count == 0
+
+
+def test_redirects_never_carry_the_client_host_header(app):
+    """Werkzeug's routing redirects (doubled slashes) answer a relative Location, not one built from Host."""
+    client = app.test_client()
+    for path in ("/api/v1//images", "/s//abc", "/outputs//users/x.png", "/api/v1//images?page=2"):
+        resp = client.get(path, headers={"Host": "evil.example"})
+        assert resp.status_code == 308, path
+        location = resp.headers["Location"]
+        assert location.startswith("/") and not location.startswith("//"), location
+        assert b"evil.example" not in resp.data and "evil.example" not in location, path
+    assert client.get("/api/v1//images", headers={"Host": "evil.example"}).headers["Location"] == "/api/v1/images"

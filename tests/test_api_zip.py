@@ -46,6 +46,22 @@ def test_zip_holds_the_originals_with_clash_free_names(client, store):
         assert zf.read(name) == make_png(seed=seed)
 
 
+def test_zip_and_download_names_carry_no_bidi_controls(client, store):
+    """Bidi controls are removed on the way in, and from names stored before that rule (archive and download)."""
+    from casvault.records import evolve
+    from web import archive
+
+    me = visitor(client)
+    rec = add_image(store, me, seed=8, original_filename="cat\u202egnp.exe")
+    assert rec.original_filename == "catgnp.exe"
+    resp = client.get(f"{ZIP}?ids={rec.id}")
+    assert zipfile.ZipFile(io.BytesIO(resp.data)).namelist() == ["catgnp.png"]
+    old = evolve(rec, original_filename="invoice\u2067\u202efdp.\u2069\u200fexe")
+    assert [m.name for m in archive.plan(store, [old])] == ["invoicefdp.png"]
+    upload = client.post("/api/v1/inputs/upload", data={"file": (io.BytesIO(make_png(seed=9)), "x\u202egnp.exe")})
+    assert upload.status_code == 201 and upload.get_json()["original_filename"] == "xgnp.exe"
+
+
 def test_zip_refuses_unknown_foreign_and_too_many_before_streaming(client, store):
     me = visitor(client)
     mine = add_image(store, me, seed=1)

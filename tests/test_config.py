@@ -53,6 +53,33 @@ def test_dev_secret_is_random_per_root_and_kept(tmp_path):
     assert Config(root=tmp_path / "b", dev=True).require_secret() != first
 
 
+def test_production_refuses_a_secret_shorter_than_32_bytes(tmp_path):
+    from web import create_app
+
+    for short in ("s", "x" * 31, "é" * 15):  # 30 bytes in UTF-8
+        with pytest.raises(ConfigError, match="at least 32 bytes"):
+            Config(root=tmp_path, secret_key=short).require_secret()
+        with pytest.raises(ConfigError):
+            create_app(Config(root=tmp_path, secret_key=short))
+    assert Config(root=tmp_path, secret_key="é" * 16).require_secret() == "é" * 16  # 32 bytes
+    assert Config(root=tmp_path, secret_key="s", dev=True).require_secret() == "s"  # development may use any
+
+
+def test_decode_budget_comes_from_the_environment_and_sizes_the_process_budget(tmp_path):
+    from casvault import decoding
+    from casvault.store import Store
+
+    config = Config.from_env({"CASVAULT_ROOT": str(tmp_path), "CASVAULT_DECODE_BUDGET_PIXELS": "5000000"})
+    assert config.decode_budget_pixels == 5_000_000
+    Store(config)
+    assert decoding.budget().capacity == 5_000_000
+    Store(Config(root=tmp_path))
+    assert decoding.budget().capacity == 64_000_000
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ConfigError):
+            Config.from_env({"CASVAULT_ROOT": str(tmp_path), "CASVAULT_DECODE_BUDGET_PIXELS": bad})
+
+
 def test_a_relative_root_is_made_absolute_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for cfg in (Config(), Config.from_env({"CASVAULT_ROOT": "./data"}), Config().with_(root="sub/../data")):

@@ -99,3 +99,12 @@ def test_tags_and_filenames():
     assert check_filename("C:\\temp\\a.png") == "a.png"
     with pytest.raises(InvalidInput):
         check_filename("a\x00b.png")
+
+
+def test_bidi_controls_are_removed_from_file_names():
+    """U+202E and friends would make "photo\u202egnp.exe" display as "photoexe.png"."""
+    assert check_filename("photo\u202egnp.exe") == "photognp.exe"
+    every = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+    assert check_filename(f"a{every}b.png") == "ab.png"
+    assert check_filename(every) is None
+    assert check_filename("日本語\u200dname.png") == "日本語\u200dname.png"  # a joiner is not a bidi control

@@ -13,9 +13,8 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from casvault import shares
 from casvault.blobs import digest
-from casvault.errors import CasvaultError, Conflict, NotFound
+from casvault.errors import CasvaultError, NotFound
 from casvault.index import Query
 from casvault.quota import percent
 from casvault.records import Record, to_dict
@@ -356,17 +355,27 @@ def purge_trash():
 
 @bp.post("/images/<string(length=32):rid>/share")
 def share_image(rid: str):
-    """A signed link that shows one active image to anyone holding it, until it expires."""
+    """An opaque, revocable link that shows one active image to anyone holding it, until it expires."""
     store = get_store()
     owner = current_user()
     body = json_body(("expires_in",), required=False)
     record = store.get(owner, rid, "generated")
-    if record.status != "active":
-        raise Conflict("a trashed image cannot be shared", id=rid)
     if "expires_in" in body and body["expires_in"] is None:
         raise ApiError(400, "bad_request", "expires_in must be an integer number of seconds", field="expires_in")
-    token, share = shares.make_token(current_app.config["SECRET_KEY"], owner, rid, body.get("expires_in"))
-    return created({"url": f"/s/{token}", "expires_at": share.expires_iso})
+    return created(store.shares.create(record, body.get("expires_in")).as_dict())
+
+
+@bp.get("/shares")
+def list_shares():
+    """The visitor's live share links, newest first."""
+    return jsonify(shares=[share.as_dict() for share in get_store().shares.of(current_user())])
+
+
+@bp.delete("/shares/<share_id>")
+def revoke_share(share_id: str):
+    """End one of the visitor's share links now."""
+    share = get_store().shares.revoke(current_user(), share_id)
+    return jsonify(id=share.id, revoked=True)
 
 
 @bp.get("/images/download.zip")

@@ -21,6 +21,7 @@ STATUS = {
     E.IntegrityError: 500,
     E.ManifestCorrupt: 500,
     E.LockBusy: 503,
+    E.Busy: 503,
     E.ConfigError: 500,
 }
 
@@ -41,6 +42,7 @@ SERVER_MESSAGES = {
     "storage_error": "a storage error stopped the request; nothing was changed",
     "manifest_corrupt": "this library's index is being repaired; try again",
     "lock_busy": "the library is busy; try again",
+    "busy": "the server is decoding too many images at once; try again shortly",
 }
 
 _PUBLIC_DETAILS = ("field", "usage", "limits", "limit", "id")
@@ -76,7 +78,10 @@ def register_error_handlers(app: Flask) -> None:
             # NOTE: server-side messages may name paths; they go to the log, not the client.
             app.logger.error("%s: %s", exc.code, exc.message)
             message = SERVER_MESSAGES.get(exc.code, "internal server error")
-        return error_response(status, exc.code, message, **extra)
+        resp = error_response(status, exc.code, message, **extra)
+        if "retry_after" in exc.details:
+            resp.headers["Retry-After"] = str(exc.details["retry_after"])
+        return resp
 
     @app.errorhandler(ApiError)
     def _api(exc: ApiError):

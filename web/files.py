@@ -13,6 +13,7 @@ from casvault import safefs
 from casvault.errors import CasvaultError, NotFound
 from casvault.records import Record
 from casvault.store import Store
+from casvault.validate import strip_bidi
 
 # Internal nginx locations (ops/nginx.conf), reachable only through X-Accel-Redirect.
 ACCEL_BLOBS = "/_casvault_blobs/"  # aliases <root>/blobs/sha256/
@@ -149,7 +150,7 @@ def download_name(record: Record) -> str:
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem = name
-    stem = "".join(c for c in stem if c not in '/\\:*?"<>|' and ord(c) >= 32).strip(" .")
+    stem = strip_bidi("".join(c for c in stem if c not in '/\\:*?"<>|' and ord(c) >= 32)).strip(" .")
     if not stem:
         return f"{record.created_at[:10]}_{record.id}.{record.ext}"
     return f"{stem}.{record.ext}"

@@ -44,7 +44,7 @@ ERRORS = {
     413: "Too large",
     415: "Not a PNG, JPEG or WebP image",
     500: "Internal error",
-    503: "The user's lock is busy; retry",
+    503: "The user's lock is busy (lock_busy), or the decode budget is full (busy, with Retry-After); retry",
     507: "Quota exceeded (code quota_exceeded, with usage) or disk full",
 }
 
@@ -175,9 +175,24 @@ def _image_paths() -> dict[str, Schema]:
             params=[ID_PARAM], body=_json_body(ref("MetaChange")), tag=tag, write=True, op_id="patch_images",
         )},
         f"{one}/share": {"post": _op(
-            "A signed, expiring share link", {"201": _json(ref("Share"), "The link"), **_errors(400, 404, 409)},
+            "An opaque, revocable, expiring share link (409: trashed, or too many live links)",
+            {"201": _json(ref("Share"), "The link"), **_errors(400, 404, 409, 503)},
             params=[ID_PARAM], body=_json_body(ref("ShareRequest"), required=False), tag=tag, write=True,
             op_id="share_images",
+        )},
+        "/api/v1/shares": {"get": _op(
+            "The visitor's live share links, newest first",
+            {"200": _json({"type": "object", "required": ["shares"], "properties": {
+                "shares": {"type": "array", "items": ref("Share")}}}, "The live links")},
+            tag="share", op_id="list_shares",
+        )},
+        "/api/v1/shares/{share_id}": {"delete": _op(
+            "Revoke one of the visitor's share links now",
+            {"200": _json({"type": "object", "required": ["id", "revoked"], "properties": {
+                "id": {"type": "string"}, "revoked": {"type": "boolean"}}}, "Revoked"), **_errors(404, 503)},
+            params=[{"name": "share_id", "in": "path", "required": True, "schema": {"type": "string"},
+                     "description": "The share's id (its token)"}],
+            tag="share", write=True, op_id="revoke_share",
         )},
         "/api/v1/images/facets": {"get": _op(
             "The most frequent models, LoRAs, samplers, workflows, aspect ratios and tags, with counts, "
@@ -307,7 +322,7 @@ def _other_paths() -> dict[str, Schema]:
             "The share page: the image and its prompt",
             {
                 "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
-                "404": {"description": "Expired, tampered or trashed", "content": {"text/html": {"schema": {"type": "string"}}}},
+                "404": {"description": "Unknown, expired, revoked or trashed", "content": {"text/html": {"schema": {"type": "string"}}}},
             },
             params=[{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
             tag="share", op_id="share_page",
@@ -519,8 +534,14 @@ def _schemas() -> dict[str, Schema]:
                                           "description": "Seconds; default 7 days"}},
         },
         "Share": {
-            "type": "object", "required": ["url", "expires_at"],
-            "properties": {"url": {"type": "string", "pattern": "^/s/"}, "expires_at": {"type": "string", "format": "date-time"}},
+            "type": "object", "required": ["id", "url", "image_id", "created_at", "expires_at"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{32}$", "description": "The token; revoke by it"},
+                "url": {"type": "string", "pattern": "^/s/[A-Za-z0-9_-]{32}$"},
+                "image_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "expires_at": {"type": "string", "format": "date-time"},
+            },
         },
         "CopyInput": _copy_schema(("image_id", "control_id")),
         "CopyControl": _copy_schema(("image_id", "input_id")),

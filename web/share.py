@@ -1,18 +1,20 @@
 """Blueprint 'share': ``/s/<token>`` shows one shared image to anyone holding the link.
 
-The token (``casvault.shares``) names the owner, the image and the expiry.
-Every request re-checks the record: a trashed or purged image is no longer
-shared. A dead link answers 404: a small HTML page for ``/s/<token>`` (a
-person follows it in a browser) and the usual JSON error for the image.
+The token is opaque (``casvault.shares``): every request looks up its row,
+its expiry and the record, so a revoked, expired, trashed or purged share
+answers 404 at once. A dead link answers 404: a small HTML page for
+``/s/<token>`` (a person follows it in a browser) and the usual JSON error
+for the image. Nothing handed out outlives the link: the image bytes are
+served by this route itself (never an /outputs path or a presigned URL),
+and nothing is cached (``private, no-store``).
 """
 
 from __future__ import annotations
 
 from html import escape
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
-from casvault import shares
 from casvault.errors import NotFound
 from casvault.records import Record
 
@@ -21,9 +23,9 @@ from .files import send_original
 
 bp = Blueprint("share", __name__, url_prefix="/s")
 
-# NOTE: a share link may be cached by the browser for a short time only: it
-# must stop working soon after the owner trashes the image.
-SHARE_CACHE = "public, max-age=300"
+# NOTE: no copy may outlive the link (revocation is immediate), so neither
+# the browser nor a shared cache keeps one.
+SHARE_CACHE = "private, no-store"
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -31,7 +33,7 @@ _PAGE = """<!doctype html>
 <meta name="referrer" content="no-referrer">
 <title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}}
-img{{max-width:100%;height:auto;display:block;margin:0 auto}}p{{white-space:pre-wrap}}</style>
+img,video{{max-width:100%;height:auto;display:block;margin:0 auto}}p{{white-space:pre-wrap}}</style>
 </head><body>
 {body}
 </body></html>
@@ -39,19 +41,14 @@ img{{max-width:100%;height:auto;display:block;margin:0 auto}}p{{white-space:pre-
 
 
 def _shared(token: str) -> Record:
-    """The active record a token names; raises NotFound."""
-    share = shares.read_token(current_app.config["SECRET_KEY"], token)
-    store = get_store()
-    record = store.get(share.owner, share.id, "generated")
-    if not shares.alive(share, record):
-        raise NotFound("no such share link")
-    return record
+    """The active record a live token names; raises NotFound."""
+    return get_store().shares.find(token)[1]
 
 
 def _headers(resp: Response) -> Response:
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"
     resp.headers["X-Robots-Tag"] = "noindex"
     return resp
 
@@ -67,7 +64,11 @@ def page(token: str):
         resp.headers["Cache-Control"] = "no-store"
         return _headers(resp)
     prompt = getattr(record, "prompt", None) or ""
-    body = f'<img src="/s/{escape(token)}/image" alt="{escape(prompt[:200])}">'
+    src = f"/s/{escape(token)}/image"
+    if record.mime.startswith("video/"):
+        body = f'<video src="{src}" controls loop muted playsinline aria-label="{escape(prompt[:200])}"></video>'
+    else:
+        body = f'<img src="{src}" alt="{escape(prompt[:200])}">'
     if prompt:
         body += f"\n<p>{escape(prompt)}</p>"
     resp = Response(_PAGE.format(title="Shared image", body=body), mimetype="text/html")
@@ -77,5 +78,13 @@ def page(token: str):
 
 @bp.get("/<token>/image")
 def image(token: str):
-    """The shared original."""
-    return _headers(send_original(get_store(), _shared(token), cache=SHARE_CACHE))
+    """The shared original, served by this route (never a URL that outlives the link)."""
+    store = get_store()
+    record = _shared(token)
+    if store.original_url(record) is None:
+        return _headers(send_original(store, record, cache=SHARE_CACHE))
+    # NOTE: remote blobs are otherwise served by a presigned redirect valid for
+    # an hour; a share passes the bytes itself so revocation is immediate.
+    resp = Response(store.read_original(record), mimetype=record.mime)
+    resp.headers["Cache-Control"] = SHARE_CACHE
+    return _headers(resp)

@@ -40,7 +40,7 @@ from stores import BIG, BIG_USER, SMALL, SMALL_USER, listing_config, listing_sto
 
 REQUESTS = 40
 COLD_RUNS = 5
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef-0123456789"
 
 _COLD = r"""
 import json, sys, time
@@ -50,7 +50,7 @@ from stores import listing_config
 from web import create_app
 app = create_app(listing_config(__import__("pathlib").Path(sys.argv[3])))
 client = app.test_client()
-client.set_cookie(identity.COOKIE_NAME, identity.issue("bench-secret", sys.argv[4])[1])
+client.set_cookie(identity.COOKIE_NAME, identity.issue("bench-secret-0123456789abcdef-0123456789", sys.argv[4])[1])
 t = time.perf_counter()
 resp = client.get("/api/v1/images?size=50")
 elapsed = time.perf_counter() - t

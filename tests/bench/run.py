@@ -25,7 +25,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 from common import CACHE, clean_scratch  # noqa: E402
 
-SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe", "http", "shared", "gallery")
+SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe", "http", "shared", "gallery", "memory")
 MODULES = {
     "ingest": "bench_ingest",
     "thumbs": "bench_thumbs",
@@ -37,6 +37,7 @@ MODULES = {
     "http": "bench_http",
     "shared": "bench_shared",
     "gallery": "bench_gallery",
+    "memory": "bench_memory",
 }
 # key → (goal, "min" when the ratio must be at least the goal, "max" at most)
 GOALS = {
@@ -57,6 +58,7 @@ GOALS = {
     "gallery.first_tiles_ms_100k_vs_1k": (1.3, "max"),
     "backup.incremental_bytes_ratio": (0.01, "max"),
     "scrub.blake3_vs_sha256": (1.8, "min"),
+    "memory.peak_rss_8x_8000px_mb": (600, "max"),
 }
 
 

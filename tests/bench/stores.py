@@ -38,7 +38,7 @@ SCRUB_LARGE = 200  # 2048×2048 stand-ins for upscaled outputs, ~12.6 MB
 
 def listing_config(root: Path) -> Config:
     """The configuration the listing store is built and read with."""
-    return Config(root=root, secret_key="bench-secret", fsync=False, thumb_size=64)
+    return Config(root=root, secret_key="bench-secret-0123456789abcdef-0123456789", fsync=False, thumb_size=64)
 
 
 def _source(rnd: random.Random) -> dict:

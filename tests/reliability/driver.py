@@ -28,7 +28,7 @@ from casvault.store import Store
 
 OWNER = "anon-" + "c" * 32
 OTHER = "anon-" + "d" * 32
-SECRET = "reliability-secret"
+SECRET = "reliability-secret-0123456789abcdef-0123"
 
 # An expected state of one record: (status, tags, favorite), or None for "gone".
 State = tuple[str, tuple[str, ...], bool] | None

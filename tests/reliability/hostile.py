@@ -31,6 +31,15 @@ def png_bomb(side: int = 10_000) -> bytes:
     return png_raw(side, side, b"".join(parts))
 
 
+def png_solid_rgba(side: int = 8000) -> bytes:
+    """A side×side RGBA PNG of one colour (~250 KB for 8000: 256 MB once decoded), built without decoding it."""
+    comp = zlib.compressobj(9)
+    row = b"\x00" + b"\x28\x5a\xc8\xff" * side
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
+
+
 def png_bad_zlib() -> bytes:
     """Good chunk CRCs around an IDAT that is not zlib at all."""
     return png_raw(32, 32, b"\x78\x9c" + b"\xde\xad\xbe\xef" * 20)

@@ -16,12 +16,13 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from itsdangerous import URLSafeSerializer
 
 from casvault import identity
-from tests.conftest import ADMIN_TOKEN, INGEST_TOKEN, make_png
+from tests.conftest import ADMIN_TOKEN, INGEST_TOKEN, SECRET, make_png
 from tests.reliability import consistency
 from tests.reliability.clients import AUTH, XRW, cookie, owner, server
-from tests.reliability.hostile import FILES
+from tests.reliability.hostile import FILES, png_solid_rgba
 
 MAX_UPLOAD = 300_000  # the server's CASVAULT_MAX_UPLOAD_BYTES here; bodies past it + 1 MiB are cut off
 
@@ -38,6 +39,7 @@ class Victim:
     trashed_id: str
     trashed_url: str
     intruder: str
+    share_id: str
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +60,11 @@ def site(tmp_path_factory):
                           data={"owner": victim}, headers=AUTH, timeout=10).json()
         trashed_url = t["url"]
         assert s.post(f"{srv.url}/api/v1/images/{t['id']}/delete").status_code == 200
+        shared = s.post(f"{srv.url}/api/v1/images/{b['id']}/share", json={"expires_in": 3600})
+        assert shared.status_code == 201
     image_url = b["url"]
     v = Victim(srv.url, victim, b["id"], image_url, image_url.rsplit(".", 1)[0] + ".json", t["id"], trashed_url,
-               owner(2))
+               owner(2), shared.json()["id"])
     yield srv, root, v
     srv.stop()
 
@@ -166,6 +170,17 @@ CASES.update({
     "seed_not_a_number": ingest_fields(seed="NaN"),
     "seed_too_big": ingest_fields(seed=str(2**64)),
     "created_at_garbage": ingest_fields(created_at="yesterday at noon"),
+    # times past datetime's range once moved to UTC (were OverflowError → 500)
+    "created_at_overflow_west": ingest_fields(created_at="9999-12-31T23:59:59-12:00"),
+    "created_at_overflow_east": ingest_fields(created_at="0001-01-01T00:00:00+14:00"),
+    "to_date_year_9999": get(lambda v: "/api/v1/images?to_date=9999-12-31", cookies=cookie(owner(4))),
+    "from_date_year_1": get(lambda v: "/api/v1/images?from_date=0001-01-01", cookies=cookie(owner(4))),
+    # a JSON body nested past the parser's recursion limit (was RecursionError → 500)
+    "bulk_json_nested_100k": post(lambda v: "/api/v1/images/bulk", data="[" * 100_000 + "]" * 100_000,
+                                  cookies=cookie(owner(4)), headers={**XRW, "Content-Type": "application/json"}),
+    "share_json_nested_100k": lambda v: requests.post(f"{v.url}/api/v1/images/{v.id}/share", data="{\"a\":" * 100_000,
+                                                      cookies=cookie(v.owner),
+                                                      headers={**XRW, "Content-Type": "application/json"}, timeout=10),
     "filename_control_chars": ingest_filename("a\x07b.png"),
     "original_filename_crlf_injection": ingest_fields(original_filename="a.png\r\nContent-Type: text/html"),
     "filename_oversized": ingest_filename("n" * 300 + ".png"),
@@ -216,6 +231,17 @@ CASES.update({
                               files={"file": ("a.png", make_png())}, data={"owner": owner(3)}),
     "admin_with_ingest_token": get(lambda v: "/api/v1/admin/users", headers={"Authorization": f"Bearer {INGEST_TOKEN}"}),
     "admin_delete_no_token": post(lambda v: f"/api/v1/admin/images/{v.id}/delete"),
+    # share links: old signed tokens, other visitors' links, traversal in tokens and ids
+    "share_old_signed_token": get(lambda v: "/s/" + URLSafeSerializer(SECRET, salt="casvault.share").dumps(
+        [v.owner, v.id, 2**40, "2026-01-01T00:00:00.000+00:00"]) + "/image"),
+    "share_revoke_someone_elses": lambda v: requests.delete(f"{v.url}/api/v1/shares/{v.share_id}",
+                                                            cookies=cookie(v.intruder), headers=XRW, timeout=10),
+    "share_revoke_cross_site": lambda v: requests.delete(f"{v.url}/api/v1/shares/{v.share_id}", cookies=cookie(v.owner),
+                                                         headers={"Origin": "https://evil.example"}, timeout=10),
+    "share_revoke_traversal": lambda v: requests.delete(f"{v.url}/api/v1/shares/..%2F..%2Fcasvault.json",
+                                                        cookies=cookie(v.owner), headers=XRW, timeout=10),
+    "share_token_traversal": lambda v: raw(v, "GET", "/s/..%2f..%2fmeta%2fshares/image"),
+    "share_token_is_an_owner_id": get(lambda v: f"/s/{v.owner}/image"),
     "csrf_cross_site_delete": lambda v: requests.post(f"{v.url}/api/v1/images/{v.id}/delete", cookies=cookie(v.owner),
                                                       headers={"Origin": "https://evil.example"}, timeout=10),
     "csrf_null_origin_upload": lambda v: requests.post(v.url + "/api/v1/inputs/upload", cookies=cookie(v.owner),
@@ -253,6 +279,37 @@ def test_a_valid_image_under_a_wrong_name_is_stored_by_its_signature(site):
     assert r.status_code == 201, r.text
     assert r.json()["mime"] == "image/jpeg" and r.json()["url"].endswith(".jpg")
     assert consistency.check(root).problems == []
+
+
+@pytest.mark.timeout(300)
+def test_eight_concurrent_8000px_uploads_stay_within_600_mb(site):
+    """Finding 6: 8 anonymous uploads of a 250 KB 8000×8000 RGBA PNG at once took 1.6 GB in one worker."""
+    import threading
+
+    srv, _root, _victim = site
+    data = png_solid_rgba(8000)
+    assert len(data) < MAX_UPLOAD
+    answers: list[int] = []
+    gate = threading.Barrier(8)
+
+    def upload(n: int) -> None:
+        gate.wait()
+        r = requests.post(srv.url + "/api/v1/inputs/upload", files={"file": ("big.png", data)},
+                          cookies=cookie(owner(200 + n)), headers=XRW, timeout=280)
+        answers.append(r.status_code)
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [201] * 8
+    workers = Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text().split()
+    peak_kb = 0
+    for pid in workers:
+        status = Path(f"/proc/{pid}/status").read_text()
+        peak_kb += int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    assert len(workers) == 2 and peak_kb / 1024 < 600, f"workers' peak RSS {peak_kb / 1024:.0f} MB"
 
 
 def test_torn_manifest_with_a_partial_utf8_character(site):
