@@ -307,6 +307,10 @@ def test_signing_in_hands_the_guest_history_over_once(mapp, mstore):
     guest = user(501)
     ids = guest_history(mstore, guest)
     own = add_image(mstore, MEMBER, seed=99)
+    as_guest = new_client(mapp)
+    as_guest.set_cookie("anon_id", identity.issue(SECRET, guest)[1])
+    share = as_guest.post(f"/api/v1/images/{ids['a']}/share", json={})
+    assert share.status_code == 201
     c = signed_in(mapp, hs256(), guest)
     resp = c.get("/api/v1/images?include=all")
     assert resp.status_code == 200
@@ -324,6 +328,7 @@ def test_signing_in_hands_the_guest_history_over_once(mapp, mstore):
     assert len(list((root / "outputs" / "users" / MEMBER).rglob(f"{ids['a']}.png"))) == 1
     assert len(list((root / "trash" / "users" / MEMBER).rglob(f"{ids['t']}.png"))) == 1
     assert not (root / "meta" / "merges" / f"{guest}.json").exists()
+    assert mapp.test_client().get(share.get_json()["url"]).status_code == 200  # the guest's link follows the image
     # the guest's cookie replayed later finds nothing to move and changes nothing
     c2 = signed_in(mapp, hs256(), guest)
     assert c2.get("/api/v1/images?include=all").get_json()["total"] == 4
