@@ -48,6 +48,7 @@ from .atomic import fsync_dir
 from .blobs import FileBlobStore, digest
 from .config import Config
 from .errors import CasvaultError, IntegrityError, InvalidInput, NotFound
+from .jobruns import always, recorded
 from .layout import normalize_time
 from .manifest import ManifestState, replay
 from .records import AddEvent, Record, decode_record, encode_event, encode_record, evolve, now_iso
@@ -133,6 +134,7 @@ class BackupReport:
         return dict(self.__dict__)
 
 
+@recorded("backup", when=always)
 def backup(
     store: Store, out: Path, from_day: str, to_day: str, owner: str | None = None, progress: Progress | None = None
 ) -> BackupReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import time
@@ -14,6 +15,8 @@ from .errors import ConfigError
 LINK_MODES = ("auto", "hardlink", "symlink", "copy")
 BLOB_BACKENDS = ("", "file", "s3")
 INDEX_BACKENDS = ("", "manifest", "postgres")
+LOG_FORMATS = ("plain", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_SECRET_BYTES = 32
 
 
@@ -50,8 +53,14 @@ class Config:
     accel: str = ""  # "nginx" hands /outputs to nginx with X-Accel-Redirect
     outputs_public: bool = False  # /outputs answers anyone, not only the owner and the admin
     watch: bool = False
+    comfy_url: str = ""  # the gallery's "Open in ComfyUI" link (e.g. http://127.0.0.1:8188); empty: no link
     dev: bool = False  # development mode: a missing secret is generated, not an error
     fsync: bool = True
+    log_format: str = "plain"  # "json": one JSON object a line (request, job and error logs)
+    log_level: str = "info"  # the app's loggers; /healthz and /readyz log at debug only
+    metrics: bool = False  # GET /metrics (Prometheus); off: 404
+    metrics_networks: str = ""  # CIDRs (comma-separated) that may scrape /metrics without the admin token
+    metrics_dir: str = ""  # prometheus_client's multiprocess folder; empty: <root>/tmp/metrics
     stage_mode: str = "auto"  # auto: reflink, else copy; copy; hardlink (shares the blob's inode: opt-in)
     max_video_bytes: int = 256 * 1024 * 1024  # MP4/WebM (images: max_upload_bytes)
     comfy_input_dir: str = ""  # ComfyUI's input folder for staging; plain COMFY_INPUT_DIR is read too
@@ -105,6 +114,7 @@ class Config:
             raise ConfigError(f"CASVAULT_INDEX_BACKEND must be manifest or postgres, not {self.index_backend!r}")
         if self.stage_mode not in ("auto", "copy", "hardlink"):
             raise ConfigError(f"CASVAULT_STAGE_MODE must be auto, copy or hardlink, not {self.stage_mode!r}")
+        self._check_observability()
         if not 16 <= self.thumb_size <= 2048:
             raise ConfigError(f"CASVAULT_THUMB_SIZE must be between 16 and 2048, not {self.thumb_size}")
         for name in ("max_upload_bytes", "max_pixels", "max_video_bytes", "decode_budget_pixels"):
@@ -135,6 +145,23 @@ class Config:
             raise ConfigError("CASVAULT_TRUSTED_USER_HEADER needs CASVAULT_TRUSTED_PROXIES (the proxies' addresses)")
         if not self.member_cookie or not self.member_cookie.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"CASVAULT_MEMBER_COOKIE {self.member_cookie!r} is not a valid cookie name")
+
+    def _check_observability(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"CASVAULT_LOG_FORMAT must be plain or json, not {self.log_format!r}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"CASVAULT_LOG_LEVEL must be one of {', '.join(LOG_LEVELS).lower()}, not {self.log_level!r}")
+        self.metrics_cidrs()
+
+    def metrics_cidrs(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The networks of CASVAULT_METRICS_NETWORKS; raises ConfigError for one that does not parse."""
+        nets = []
+        for item in self.metrics_networks.replace(",", " ").split():
+            try:
+                nets.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigError(f"CASVAULT_METRICS_NETWORKS: {item!r} is not a network (e.g. 10.0.0.0/8)") from None
+        return nets
 
     def require_secret(self) -> str:
         """The signing secret; in development a random one kept in ``<root>/meta/dev-secret`` (0600).

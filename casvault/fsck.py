@@ -35,6 +35,7 @@ from . import safefs, sidecars
 from .atomic import remove, write_file
 from .blobs import FileBlobStore, digest
 from .errors import CasvaultError, IntegrityError, LockBusy, NotFound
+from .jobruns import recorded, scrub_of_every_user
 from .manifest import ManifestState, replay
 from .records import Record, decode_record, encode_record
 from .store import Store
@@ -639,6 +640,7 @@ def _scrub(store: Store, owners: list[str], use_sha256: bool, report: Report, pr
     report.checked["scrubbed"] = len(todo)
 
 
+@recorded("scrub", when=scrub_of_every_user)
 def check(
     store: Store,
     *,

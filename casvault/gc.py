@@ -28,6 +28,7 @@ from . import faults
 from .atomic import fsync_dir, remove
 from .blobs import SHA256_RE
 from .errors import LockBusy
+from .jobruns import recorded
 from .manifest import replay
 from .store import Store
 from .validate import is_user_id
@@ -125,6 +126,7 @@ def referenced(store: Store) -> set[str]:
     return marked
 
 
+@recorded("gc")
 def collect(
     store: Store, grace_hours: float = DEFAULT_GRACE_HOURS, *, dry_run: bool = False, progress: Progress | None = None
 ) -> GcReport:

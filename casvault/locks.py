@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from . import metrics
 from .errors import LockBusy
 from .validate import check_user_id
 
@@ -42,7 +43,7 @@ class Locks:
             finally:
                 held[user_id] -= 1
             return
-        with self._flock(self.dir / "users" / f"{user_id}.lock", timeout, f"user {user_id}"):
+        with self._flock(self.dir / "users" / f"{user_id}.lock", timeout, f"user {user_id}", "user"):
             held[user_id] = 1
             try:
                 yield
@@ -56,25 +57,31 @@ class Locks:
     @contextmanager
     def job(self, name: str, wait: bool = False, timeout: float = 0.0) -> Iterator[None]:
         """Hold a named job lock; by default fail at once if another run has it."""
-        with self._flock(self.dir / f"job-{name}.lock", timeout if wait else 0.0, f"job {name}"):
+        with self._flock(self.dir / f"job-{name}.lock", timeout if wait else 0.0, f"job {name}", "job"):
             yield
 
     @contextmanager
-    def _flock(self, path: Path, timeout: float, what: str) -> Iterator[None]:
+    def _flock(self, path: Path, timeout: float, what: str, kind: str) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            deadline = time.monotonic() + timeout
+            started = time.monotonic()
+            deadline = started + timeout
             delay = 0.001
+            waited = False
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if timeout != -1 else 0))
                     break
                 except BlockingIOError:
+                    waited = True
                     if time.monotonic() >= deadline:
+                        metrics.lock_waited(kind, time.monotonic() - started, acquired=False)
                         raise LockBusy(f"{what} is locked by another process", lock=str(path)) from None
                     time.sleep(delay)
                     delay = min(delay * 2, 0.05)
+            if waited:
+                metrics.lock_waited(kind, time.monotonic() - started, acquired=True)
             try:
                 yield
             finally:

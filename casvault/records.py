@@ -39,6 +39,7 @@ class _Record(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"
     legacy_path: str | None = None  # an adopted file's old path under outputs/ (its old URL redirects)
     frames: int | None = None  # an animated image's frame count
     duration_ms: int | None = None  # how long it plays once
+    color: str | None = None  # average colour "#rrggbb" of the thumbnail, set at ingest
     schema: int = SCHEMA
 
     def __post_init__(self) -> None:

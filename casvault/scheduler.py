@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import tomllib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -80,10 +81,12 @@ def _run_backup(store: Store, opts: Mapping[str, Any]) -> dict[str, Any]:
     return backup.backup(store, Path(opts["out"]), first.isoformat(), last.isoformat()).as_dict()
 
 
-JOBS: dict[str, tuple[str, Callable[[Store, Mapping[str, Any]], dict[str, Any]]]] = {
+JOBS: dict[str, tuple[str | None, Callable[[Store, Mapping[str, Any]], dict[str, Any]]]] = {
     # job name → (lock name, runner); the lock names are the CLI commands' own
     "purge-trash": ("purge-trash", _run_purge),
-    "gc": ("gc", _run_gc),
+    # NOTE: gc.collect takes the "gc" lock itself; a second flock on it from
+    # the same process would find it busy and skip every scheduled gc.
+    "gc": (None, _run_gc),
     "thumbnails": ("thumbnails", _run_thumbnails),
     "scrub": ("fsck", _run_scrub),
     "backup": ("backup", _run_backup),
@@ -93,17 +96,18 @@ JOBS: dict[str, tuple[str, Callable[[Store, Mapping[str, Any]], dict[str, Any]]]
 def run_job(store: Store, name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """Run one job under its lock; None (and a log line) when another run holds it.
 
-    Errors other than a busy lock propagate (APScheduler logs them).
+    The job's own function logs the run and keeps it for /metrics
+    (:mod:`casvault.jobruns`). Errors other than a busy lock propagate
+    (APScheduler logs them).
     """
     lock, runner = JOBS[name]
     try:
-        with store.locks.job(lock):
-            result = runner(store, options or {})
+        with store.locks.job(lock) if lock else nullcontext():
+            return runner(store, options or {})
     except LockBusy:
-        log.warning("job %s skipped: another run holds its lock", name)
+        log.warning("job %s skipped: another run holds its lock", name,
+                    extra={"fields": {"job": name, "result": "skipped"}})
         return None
-    log.info("job %s done: %s", name, {k: v for k, v in result.items() if not isinstance(v, list)})
-    return result
 
 
 # --- schedules ------------------------------------------------------------------

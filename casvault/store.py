@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from . import comfy, decoding, faults, media, quota, safefs, thumbs, trash
+from . import comfy, decoding, faults, media, metrics, quota, safefs, thumbs, trash
 from .aspect import aspect_ratio
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
 from .backends import blob_spec, index_spec, open_blob_store, open_record_index
@@ -387,10 +387,12 @@ class Store:
             # it is published under the user's lock, or dropped on any error.
             staged = self.blobs.stage(data)
         try:
-            return self._ingest(data, owner, kind, fields, created, tags, source, make_thumb, staged)
+            result = self._ingest(data, owner, kind, fields, created, tags, source, make_thumb, staged)
         finally:
             if staged is not None:
                 staged.discard()
+        metrics.ingested(kind, len(data), result.new_blob)
+        return result
 
     def _ingest(
         self,
@@ -447,6 +449,7 @@ class Store:
             source=source,
             frames=anim.frames if anim else None,
             duration_ms=anim.duration_ms if anim else None,
+            color=thumbs.dominant_color(thumb_bytes) if thumb_bytes is not None else None,
         )
         record: Record = RECORD_TYPES[kind](**common, **fields)
         files = self._stage_files(record, thumb_bytes)

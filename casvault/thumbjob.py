@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from . import safefs, thumbs
 from .atomic import fsync_dir, publish, remove, storage_error, write_file, write_tmp
+from .jobruns import recorded
 from .records import AddEvent, Record, encode_record, evolve, now_iso
 from .store import Store
 
@@ -102,6 +103,7 @@ def _results(tasks: list[Task], jobs: int) -> Iterator[tuple[str | None, str | N
         yield from pool.map(render, tasks, chunksize=max(1, min(8, len(tasks) // (jobs * 16))))
 
 
+@recorded("thumbnails")
 def regenerate(
     store: Store,
     *,

@@ -53,3 +53,11 @@ def make_thumbnail(source: bytes | Image.Image, size: int = 256, quality: int = 
         else:
             img.save(out, "JPEG", quality=quality, optimize=False)
         return out.getvalue()
+
+
+def dominant_color(thumb: bytes) -> str:
+    """The average colour of a thumbnail as ``#rrggbb`` (the gallery tints a tile with it while the image loads)."""
+    with Image.open(io.BytesIO(thumb)) as img:
+        img = img.convert("RGB")
+        r, g, b = img.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+    return f"#{r:02x}{g:02x}{b:02x}"

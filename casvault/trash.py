@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .errors import CasvaultError, Conflict, NotFound
+from .jobruns import recorded
 from .layout import normalize_time
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ def due(store: Store, owner: str, older_than_days: float | None = None) -> list[
     return sorted(found, key=lambda r: (r.trashed_at or r.created_at, r.id))
 
 
+@recorded("purge-trash")
 def purge_expired(
     store: Store,
     older_than_days: float | None = None,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 from pathlib import Path
 
 import click
 
 from casvault import scheduler as jobs
+from casvault.logs import configure_logging
 
 from .common import core_errors, json_option, store_from_ctx
 
@@ -43,7 +43,7 @@ def scheduler_cmd(ctx: click.Context, config_path: Path | None, list_only: bool,
                 click.echo(f"{r['job']:<12} {when:<22} {options}".rstrip())
         return
     store = store_from_ctx(ctx)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(store.config.log_format, store.config.log_level)
     sched = jobs.build_scheduler(store, specs)
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
     click.echo(f"scheduler: {len(specs)} jobs over {store.layout.root}", err=True)

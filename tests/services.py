@@ -64,6 +64,10 @@ class Postgres:
             str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
             "-E", "UTF8", "--locale=C", "--no-sync",
         )
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server over its existing data (after :meth:`halt`)."""
         options = (
             f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -71,6 +75,10 @@ class Postgres:
         self._as_postgres(
             str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"
         )
+
+    def halt(self) -> None:
+        """Stop the server at once, keeping its data (PostgreSQL going away under a running app)."""
+        self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def dsn(self, dbname: str = "postgres") -> str:
         """A libpq connection string for a database of this cluster."""

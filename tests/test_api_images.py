@@ -319,3 +319,63 @@ def test_purge_trash_lists_a_record_that_failed(client, store, me, monkeypatch):
     assert failed["code"] == "storage_error" and "owner" not in failed
     assert sorted(body["purged"] + [failed["id"]]) == sorted(r.id for r in gone)
     assert store.get(me, failed["id"]).status == "trash"
+
+
+def test_bulk_by_filter_acts_on_the_whole_filtered_listing(client, store, me):
+    """Select-all over a filtered listing: the server finds the ids itself, beyond any page, less ``except``."""
+    tagged = [add_image(store, me, seed=i, tags=["keep"]) for i in range(7)]
+    other = add_image(store, me, seed=99)
+    spared = tagged[3].id
+    resp = client.post(f"{API}/bulk", json={"action": "delete", "filter": {"tag": "keep"}, "except": [spared]})
+    assert resp.status_code == 200
+    results = resp.get_json()["results"]
+    assert sorted(r["id"] for r in results) == sorted(r.id for r in tagged if r.id != spared)
+    assert all(r["ok"] for r in results)
+    assert [store.get(me, r.id).status for r in tagged].count("trash") == 6
+    assert store.get(me, spared).status == "active" and store.get(me, other.id).status == "active"
+    # The trash view's "restore all": the filter names the trash.
+    back = client.post(f"{API}/bulk", json={"action": "restore", "filter": {"include": "trash"}}).get_json()["results"]
+    assert len(back) == 6 and all(store.get(me, r.id).status == "active" for r in tagged)
+
+
+@pytest.mark.parametrize("body", [
+    {"action": "delete", "filter": {"tag": "x"}, "ids": ["a"]},
+    {"action": "delete", "filter": {"owner": "someone"}},
+    {"action": "delete", "filter": "tag=x"},
+    {"action": "delete", "filter": {"include": "everything"}},
+    {"action": "delete", "filter": {}, "except": "abc"},
+])
+def test_bulk_by_filter_refuses_bad_filters(client, store, me, body):
+    rec = add_image(store, me)
+    resp = client.post(f"{API}/bulk", json=body)
+    assert resp.status_code == 400 and error_code(resp) == "bad_request"
+    assert store.get(me, rec.id).status == "active"
+
+
+def test_listing_since_answers_only_newer_records(client, store, me):
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    old = add_image(store, me, seed=1, created_at=start)
+    new = add_image(store, me, seed=2, created_at=start + timedelta(minutes=5))
+    body = client.get(f"{API}", query_string={"since": old.created_at}).get_json()
+    assert [i["id"] for i in body["items"]] == [new.id] and body["total"] == 1 and body["next_cursor"] is None
+    assert client.get(f"{API}", query_string={"since": new.created_at}).get_json()["items"] == []
+    resp = client.get(f"{API}?since=yesterday")
+    assert resp.status_code == 400 and error_code(resp) == "bad_request"
+
+
+def test_ingest_stores_the_thumbnails_average_colour(client, store, me):
+    """The gallery tints a tile with ``color`` while its thumbnail loads: the average colour, kept in the sidecar."""
+    import io as _io
+
+    from PIL import Image
+
+    buf = _io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 60)).save(buf, "PNG")
+    rec = store.ingest(buf.getvalue(), me, "generated").record
+    assert rec.color is not None
+    r, g, b = (int(rec.color[i:i + 2], 16) for i in (1, 3, 5))
+    assert abs(r - 200) <= 6 and abs(g - 30) <= 6 and abs(b - 60) <= 6
+    assert f'"color":"{rec.color}"' in store.layout.sidecar_path(rec).read_text()
+    assert client.get(f"{API}/{rec.id}").get_json()["color"] == rec.color

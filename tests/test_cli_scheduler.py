@@ -112,3 +112,8 @@ def test_the_scheduler_process_runs_jobs_and_stops(tmp_path):
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert "job purge-trash done" in err
+
+
+def test_the_scheduled_gc_runs_and_is_not_skipped_by_its_own_lock(config):
+    store = Store(config.with_(fsync=False))
+    assert scheduler.run_job(store, "gc", {"grace_hours": 0}) is not None

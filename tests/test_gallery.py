@@ -57,7 +57,7 @@ def test_every_referenced_static_file_is_served(client):
     todo = []
     for path in ("/", "/admin"):
         html = client.get(path).get_data(as_text=True)
-        todo += re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+        todo += re.findall(r'(?:src|href)="(/assets/[0-9a-f]{12}/[^"]+)"', html)
     assert any(p.endswith("gallery.js") for p in todo) and any(p.endswith("admin.js") for p in todo)
     while todo:
         path = todo.pop()

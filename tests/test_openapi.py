@@ -65,12 +65,12 @@ def test_api_conforms_to_its_document(case):
 
 
 def test_every_api_route_is_documented():
-    """Each Flask rule under /api/v1 and /s (method by method) appears in the document."""
+    """Each Flask rule under /api/v1 and /s, and the ops routes (method by method), appears in the document."""
     doc = APP.test_client().get("/api/v1/openapi.json").get_json()
     documented = {(path, method.upper()) for path, item in doc["paths"].items() for method in item}
     served = set()
     for rule in APP.url_map.iter_rules():
-        if not rule.rule.startswith(("/api/v1/", "/s/")):
+        if not rule.rule.startswith(("/api/v1/", "/s/")) and rule.rule not in ("/healthz", "/readyz", "/metrics"):
             continue
         path = re.sub(r"<(?:[^<>]*:)?(\w+)>", r"{\1}", rule.rule)  # <string(length=32):rid> → {rid}
         for method in rule.methods - {"HEAD", "OPTIONS"}:

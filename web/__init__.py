@@ -13,6 +13,8 @@ from casvault.config import Config
 from .errors import register_error_handlers
 from .auth import init_identity
 from .ext import init_app
+from .metrics import init_metrics
+from .requestlog import init_request_log
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -63,12 +65,14 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes + 1024 * 1024
     app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
     app.json.sort_keys = False
+    init_request_log(app)
     init_app(app)
     register_error_handlers(app)
     init_identity(app)
+    init_metrics(app)
     app.after_request(relative_location)
 
-    from . import admin, api, comfy, gallery, me, outputs, share
+    from . import admin, api, comfy, gallery, health, me, metrics, outputs, share
 
     app.register_blueprint(api.bp)
     app.register_blueprint(comfy.bp)
@@ -77,6 +81,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(outputs.bp)
     app.register_blueprint(gallery.bp)
     app.register_blueprint(share.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     if cfg.watch:
         from casvault.watch import serve_in_worker
 

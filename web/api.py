@@ -9,7 +9,8 @@ visitor's answers 404, never 403, so ids cannot be probed.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Any, Callable, Mapping
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -17,7 +18,7 @@ from casvault.blobs import digest
 from casvault.errors import CasvaultError, NotFound
 from casvault.index import Query
 from casvault.quota import percent
-from casvault.records import Record, to_dict
+from casvault.records import Record, timestamp, to_dict
 from casvault.secondary import FACETS
 from casvault.store import Store
 from casvault.trash import purge_expired
@@ -40,6 +41,12 @@ TOKEN_ENDPOINTS = {"api.ingest"}
 KIND_OF_COLLECTION = {"images": "generated", "inputs": "input", "controls": "control"}
 COLLECTION_OF_KIND = {kind: name for name, kind in KIND_OF_COLLECTION.items()}
 BULK_ACTIONS = ("delete", "restore", "purge", "favorite", "unfavorite", "tag", "untag")
+# A bulk request by filter acts on at most this many records.
+MAX_FILTER_IDS = 10_000
+# The listing parameters a bulk request's filter may carry.
+LISTING_FILTERS = (
+    "from_date", "to_date", "aspect_ratio", "tag", "workflow_id", "model", "lora", "sampler", "q", "favorite", "include",
+)
 # Which source kinds each library may copy from, by body field.
 COPY_SOURCES = {
     "input": {"image_id": "generated", "control_id": "control"},
@@ -77,9 +84,9 @@ def serialize(store: Store, record: Record) -> dict[str, Any]:
 # --- request parsing -------------------------------------------------------------
 
 
-def int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    """An integer query parameter within bounds; raises a 400 ApiError."""
-    raw = request.args.get(name)
+def int_arg(name: str, default: int, lo: int, hi: int, args: Mapping[str, str] | None = None) -> int:
+    """An integer query parameter (of ``args``, default the request's) within bounds; raises a 400 ApiError."""
+    raw = (request.args if args is None else args).get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -91,9 +98,9 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def parse_query(store: Store, kind: str) -> Query:
-    """The listing parameters of this request as a Query; raises 400 on bad values."""
-    args = request.args
+def parse_query(store: Store, kind: str, args: Mapping[str, str] | None = None) -> Query:
+    """The listing parameters of this request (or of ``args``) as a Query; raises 400 on bad values."""
+    args = request.args if args is None else args
     include = args.get("include", "active")
     if include not in ("active", "trash", "all"):
         raise ApiError(400, "bad_request", "include must be active, trash or all", field="include")
@@ -121,8 +128,8 @@ def parse_query(store: Store, kind: str) -> Query:
         words=tuple(q.split()),
         favorite=favorite in ("1", "true"),
         cursor=args.get("cursor") or None,
-        page=int_arg("page", 1, 1, 1_000_000),
-        size=int_arg("size", 50, 1, MAX_PAGE_SIZE),
+        page=int_arg("page", 1, 1, 1_000_000, args),
+        size=int_arg("size", 50, 1, MAX_PAGE_SIZE, args),
     )
 
 
@@ -149,16 +156,35 @@ def tag_list(value: Any) -> list[str]:
     return check_tags(value)
 
 
+def parse_since() -> float | None:
+    """The ``since`` parameter (an ISO 8601 time) as epoch seconds, or None; raises 400."""
+    raw = request.args.get("since")
+    if not raw:
+        return None
+    try:
+        return timestamp(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", "since must be an ISO 8601 time", field="since") from None
+
+
 def listing(store: Store, owner: str, kind: str) -> Response:
     """The JSON answer of a listing endpoint."""
     query = parse_query(store, kind)
+    since = parse_since()
     page = store.list(owner, query)
+    items, total, next_cursor = page.items, page.total, page.next_cursor
+    if since is not None:
+        # NOTE: for live updates: what is newer than the newest item a page
+        # shows sits at the top of the first page; more than ``size`` of them
+        # and the answer is full, which tells the page to reload instead.
+        items = [r for r in items if timestamp(r.created_at) > since]
+        total, next_cursor = len(items), None
     return jsonify(
-        items=[serialize(store, r) for r in page.items],
+        items=[serialize(store, r) for r in items],
         page=query.page,
         size=query.size,
-        total=page.total,
-        next_cursor=page.next_cursor,
+        total=total,
+        next_cursor=next_cursor,
     )
 
 
@@ -285,14 +311,16 @@ def bulk_images():
     """Apply one action to many of the visitor's images; answers per id."""
     store = get_store()
     owner = current_user()
-    body = json_body(("action", "ids", "tags"))
+    body = json_body(("action", "ids", "tags", "filter", "except"))
     action = body.get("action")
     if action not in BULK_ACTIONS:
         raise ApiError(400, "bad_request", f"action must be one of {', '.join(BULK_ACTIONS)}", field="action")
-    ids = body.get("ids")
+    if ("ids" in body) == ("filter" in body):
+        raise ApiError(400, "bad_request", "give either ids or filter", field="ids")
+    ids = body.get("ids") if "ids" in body else filtered_ids(store, owner, "generated", body)
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ApiError(400, "bad_request", "ids must be a list of strings", field="ids")
-    if not 1 <= len(ids) <= MAX_BULK_IDS:
+    if "ids" in body and not 1 <= len(ids) <= MAX_BULK_IDS:
         raise ApiError(400, "bad_request", f"give 1 to {MAX_BULK_IDS} ids", field="ids")
     tags: list[str] = []
     if action in ("tag", "untag"):
@@ -308,6 +336,31 @@ def bulk_images():
         except CasvaultError as exc:
             results.append({"id": rid[:64], "ok": False, "error": {"code": exc.code, "message": exc.message}})
     return jsonify(results=results)
+
+
+def filtered_ids(store: Store, owner: str, kind: str, body: dict[str, Any]) -> list[str]:
+    """The ids a bulk request by ``filter`` names: the whole listing with those filters, less ``except``; raises 400."""
+    given = body["filter"]
+    if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+        raise ApiError(400, "bad_request", "filter must be an object of listing parameters (strings)", field="filter")
+    unknown = sorted(set(given) - set(LISTING_FILTERS))
+    if unknown:
+        raise ApiError(400, "bad_request", f"filter: unknown parameter {unknown[0]!r}", field="filter")
+    left_out = body.get("except", [])
+    if not isinstance(left_out, list) or not all(isinstance(i, str) for i in left_out):
+        raise ApiError(400, "bad_request", "except must be a list of ids", field="except")
+    args = {k: v for k, v in given.items() if v}
+    query = parse_query(store, kind, {**args, "size": str(MAX_PAGE_SIZE)})
+    skip = set(left_out)
+    ids: list[str] = []
+    while True:
+        page = store.list(owner, query)
+        ids += [r.id for r in page.items if r.id not in skip]
+        if len(ids) > MAX_FILTER_IDS:
+            raise ApiError(400, "bad_request", f"the filter holds more than {MAX_FILTER_IDS} images", field="filter")
+        if not page.next_cursor:
+            return ids
+        query = replace(query, cursor=page.next_cursor)
 
 
 def _bulk_one(store: Store, owner: str, action: str, rid: str, tags: list[str]) -> dict[str, Any]:

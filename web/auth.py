@@ -18,7 +18,7 @@ from .errors import ApiError
 from .ext import get_store
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-NO_IDENTITY_PATHS = ("/outputs/", "/s/", "/static/", "/favicon.ico", "/robots.txt")
+NO_IDENTITY_PATHS = ("/outputs/", "/s/", "/static/", "/assets/", "/favicon.ico", "/robots.txt")
 # NOTE: a request moves a guest's history for at most this long (about 150
 # records a second with fsync); a bigger history goes over the next requests,
 # far inside gunicorn's timeout.

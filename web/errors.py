@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from casvault import errors as E
@@ -59,6 +59,8 @@ class ApiError(Exception):
 def error_response(status: int, code: str, message: str, **extra: Any):
     """A JSON error answer."""
     body: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
+    if has_request_context():
+        g.error_code = code  # NOTE: for the request's log line and the metrics (web/requestlog.py)
     resp = jsonify(body)
     resp.status_code = status
     if status == 401:

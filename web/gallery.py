@@ -7,11 +7,28 @@ set by the app-wide ``before_request`` in :mod:`web.auth`.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, current_app, render_template
 
+from .assets import StaticAssets
+from .errors import ApiError
 from .ext import get_store
 
 bp = Blueprint("gallery", __name__)
+assets = StaticAssets()
+
+
+@bp.app_context_processor
+def _asset_urls() -> dict[str, object]:
+    return {"static_url": assets.url, "module_urls": assets.modules}
+
+
+@bp.get("/assets/<string(length=12):version>/<path:rel>")
+def asset(version: str, rel: str) -> Response:
+    """A static file under its fingerprinted URL (immutable, gzipped when accepted)."""
+    resp = assets.answer(version, rel)
+    if resp is None:
+        raise ApiError(404, "not_found", "no such asset")
+    return resp
 
 # NOTE: the page builds its DOM from API data with textContent only, so a
 # strict policy costs nothing and turns a missed escape into a blocked script.
@@ -38,7 +55,14 @@ def gallery() -> Response:
         "gallery.html",
         partition_tz=store.layout.tz.key,
         retention_days=store.config.trash_retention_days,
+        comfy_url=store.config.comfy_url,
+        facets=_has_facets(),
     )
+
+
+def _has_facets() -> bool:
+    """Whether this server answers GET /api/v1/images/facets (the page asks for suggestions only then)."""
+    return any(rule.rule == "/api/v1/images/facets" for rule in current_app.url_map.iter_rules())
 
 
 @bp.get("/admin")

@@ -13,7 +13,7 @@ from typing import Any
 from casvault.secondary import FACETS
 from casvault.shares import MAX_EXPIRES_IN, MIN_EXPIRES_IN
 
-from .api import BULK_ACTIONS, MAX_BULK_IDS, MAX_PAGE_SIZE, MAX_PREFIX
+from .api import BULK_ACTIONS, LISTING_FILTERS, MAX_BULK_IDS, MAX_FILTER_IDS, MAX_PAGE_SIZE, MAX_PREFIX
 from .archive import MAX_IDS
 
 JSON = "application/json"
@@ -44,7 +44,8 @@ ERRORS = {
     413: "Too large",
     415: "Not a PNG, JPEG or WebP image",
     500: "Internal error",
-    503: "The user's lock is busy (lock_busy), or the decode budget is full (busy, with Retry-After); retry",
+    503: ("The user's lock is busy (lock_busy), the decode budget is full (busy, with Retry-After), or, for "
+          "/readyz, a part of the store does not answer (not_ready, with checks); retry"),
     507: "Quota exceeded (code quota_exceeded, with usage) or disk full",
 }
 
@@ -91,6 +92,11 @@ LIST_PARAMS = [
     _q("from_date", DATE, "First day (YYYY-MM-DD, partition time zone; empty: none)"),
     _q("to_date", DATE, "Last day, inclusive"),
 ]
+SINCE_PARAM = _q(
+    "since", {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0}]},
+    "ISO 8601 time: only the first page's records created after it (total is their count, no cursor); "
+    "the gallery polls with it for live updates",
+)
 FILTER_PARAMS = [
     _q("aspect_ratio", {"type": "string"}, "Exact aspect ratio, e.g. 16:9"),
     _q("tag", {"type": "string"}, "Only records with this tag"),
@@ -103,6 +109,24 @@ FILTER_PARAMS = [
        "must match a word by prefix, or within one typo for words of 4 or more characters; case-insensitive"),
     _q("favorite", {"type": "string", "enum": ["", "0", "1", "true", "false"]}, "1: favorites only"),
 ]
+
+
+def _bulk_by_filter(actions: list[str], tags: Schema | None) -> Schema:
+    """A bulk request by filter: every image the listing with these parameters holds, less ``except``."""
+    properties: dict[str, Schema] = {
+        "action": {"type": "string", "enum": actions},
+        "filter": {"type": "object", "additionalProperties": False, "properties": {
+            p["name"]: p["schema"] for p in LIST_PARAMS + FILTER_PARAMS if p["name"] in LISTING_FILTERS
+        }},
+        "except": {"type": "array", "items": {"type": "string"}},
+    }
+    if tags is not None:
+        properties["tags"] = tags
+    return {
+        "description": f"By filter: the whole listing (at most {MAX_FILTER_IDS} images) less the ids in except",
+        "type": "object", "additionalProperties": False, "properties": properties,
+        "required": ["action", "filter", "tags"] if tags is not None else ["action", "filter"],
+    }
 
 
 def _binary(types: tuple[str, ...], description: str) -> Schema:
@@ -123,7 +147,7 @@ def _collection_paths(name: str, what: str) -> dict[str, Schema]:
     paths: dict[str, Schema] = {}
     paths[f"/api/v1/{name}"] = {"get": _op(
         f"List the visitor's {what}s, newest first", {"200": _json(ref("Page"), "One page"), **_errors(400)},
-        params=LIST_PARAMS + (FILTER_PARAMS if name == "images" else []), tag=tag, op_id=f"list_{name}",
+        params=LIST_PARAMS + [SINCE_PARAM] + (FILTER_PARAMS if name == "images" else []), tag=tag, op_id=f"list_{name}",
     )}
     one = f"/api/v1/{name}/{{rid}}"
     paths[one] = {"get": _op(
@@ -359,6 +383,35 @@ def _me_paths() -> dict[str, Schema]:
     }
 
 
+def _ops_paths() -> dict[str, Schema]:
+    """Health, readiness and metrics (web/health.py, web/metrics.py): for load balancers and monitoring."""
+    checks = {"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "error", "timeout"]},
+              "description": "Each part probed: store, and postgres and s3 when configured"}
+    metrics = _op(
+        "Prometheus text format (CASVAULT_METRICS=1; the admin token or a CASVAULT_METRICS_NETWORKS address)",
+        {"200": {"description": "Metrics of every worker", "content": {"text/plain": {"schema": {"type": "string"}}}},
+         **_errors(401, 404)},
+        tag="ops", op_id="metrics",
+    )
+    metrics["security"] = [{"adminToken": []}, {}]  # NOTE: an allowed network needs no token
+    return {
+        "/healthz": {"get": _op(
+            "The process answers (liveness)",
+            {"200": _json({"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}},
+                          "Alive")},
+            tag="ops", op_id="healthz",
+        )},
+        "/readyz": {"get": _op(
+            "The store answers, and PostgreSQL and the bucket when configured, within 1.5 s (readiness)",
+            {"200": _json({"type": "object", "required": ["status", "checks"], "properties": {
+                "status": {"type": "string", "enum": ["ready"]}, "checks": checks}}, "Ready"),
+             **_errors(503)},
+            tag="ops", op_id="readyz",
+        )},
+        "/metrics": {"get": metrics},
+    }
+
+
 def _comfy_paths() -> dict[str, Schema]:
     """The ComfyUI bridge's routes (web/comfy.py)."""
     folder = {"type": "string", "description": "ComfyUI input folder (default: COMFY_INPUT_DIR)"}
@@ -418,6 +471,7 @@ def _record_schema() -> Schema:
             "negative_prompt": nullable_str,
             "blake3": nullable_str,
             "source": {"type": "object", "nullable": True},
+            "color": {"type": "string", "pattern": "^#[0-9a-f]{6}$", "description": "Average colour of the thumbnail"},
             "url": {"type": "string"},
             "thumb_url": nullable_str,
             "duplicate_in_trash": {"type": "array", "items": {"type": "string"}},
@@ -497,6 +551,8 @@ def _schemas() -> dict[str, Schema]:
                         "ids": bulk_ids,
                     },
                 },
+                _bulk_by_filter(["tag", "untag"], tags),
+                _bulk_by_filter([a for a in BULK_ACTIONS if a not in ("tag", "untag")], None),
             ],
         },
         "BulkAnswer": {
@@ -625,7 +681,7 @@ def document() -> dict[str, Any]:
     for name, what in COLLECTIONS.items():
         for path, item in _collection_paths(name, what).items():
             paths.setdefault(path, {}).update(item)
-    for path, item in {**_image_paths(), **_other_paths(), **_comfy_paths(), **_me_paths()}.items():
+    for path, item in {**_image_paths(), **_other_paths(), **_comfy_paths(), **_me_paths(), **_ops_paths()}.items():
         paths.setdefault(path, {}).update(item)
     return {
         "openapi": "3.0.3",

@@ -34,15 +34,20 @@ BAD_DIGEST = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def make_client(endpoint: str | None = None, region: str | None = None) -> Any:
+def make_client(endpoint: str | None = None, region: str | None = None, *, timeout: float | None = None) -> Any:
     """A boto3 S3 client for AWS (no endpoint) or an S3-compatible server.
 
-    Raises ConfigError when boto3 is not installed.
+    ``timeout`` (seconds) makes a client for probes: one attempt, short
+    connect and read timeouts. Raises ConfigError when boto3 is not installed.
     """
     if boto3 is None:
         raise ConfigError("the S3 blob backend needs boto3: pip install 'casvault[s3]'")
+    limits: dict[str, Any] = {}
+    if timeout is not None:
+        limits = {"connect_timeout": timeout, "read_timeout": timeout}
     config = BotoConfig(
-        retries={"max_attempts": 5, "mode": "standard"},
+        **limits,
+        retries={"max_attempts": 1 if timeout is not None else 5, "mode": "standard"},
         signature_version="s3v4",  # presigned URLs too: SigV4 is what every region and MinIO accept
         max_pool_connections=32,
         # NOTE: we send our own sha256 checksum; boto's automatic CRC trailers

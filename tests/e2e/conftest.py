@@ -289,3 +289,31 @@ def scroll_to_tile(page, rid: str, limit: int = 80):
         page.mouse.wheel(0, 700)
         page.wait_for_timeout(60)
     raise AssertionError(f"tile {rid} never appeared")
+
+
+# --- axe-core ---------------------------------------------------------------------------
+
+# Moderate findings the audit listed, checked besides every serious and critical one.
+AXE_LISTED = {"page-has-heading-one", "region", "landmark-unique", "scrollable-region-focusable", "color-contrast"}
+
+
+def axe_source() -> str:
+    """axe-core's script, as the axe-playwright-python package ships it (no network)."""
+    try:
+        import axe_playwright_python
+    except ImportError:
+        need(False, "axe-playwright-python (axe-core)")
+    return (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text(encoding="utf-8")
+
+
+def axe_violations(page) -> list[str]:
+    """Run axe-core on the page; the serious, critical and listed findings as readable lines."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(axe_source())
+    found = page.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ['violations']});
+        return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' ' + (n.failureSummary || '').split('\\n').slice(1, 2).join(''))}));
+    }""")
+    return [f"{v['impact']} {v['id']}: {v['help']} {v['nodes']}" for v in found
+            if v["impact"] in ("serious", "critical") or v["id"] in AXE_LISTED]

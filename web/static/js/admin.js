@@ -3,7 +3,9 @@
 
 import { api, ApiError, qs } from "./api.js";
 import { byId, h } from "./dom.js";
-import { bytes, dateTime, plural, shorten } from "./format.js";
+import { bytes, dateTime, shorten } from "./format.js";
+import { t, tn, translatePage } from "./i18n.js";
+import { PageControls } from "./controls.js";
 import { confirmDialog, showError, toast } from "./notify.js";
 
 const TOKEN_KEY = "casvault.adminToken";
@@ -16,7 +18,7 @@ const blobUrls = [];
 
 function call(path, options = {}) {
   return api(path, { ...options, token }).catch((err) => {
-    if (err instanceof ApiError && err.status === 401) signOut("The token was refused.");
+    if (err instanceof ApiError && err.status === 401) signOut(t("The token was refused."));
     throw err;
   });
 }
@@ -36,7 +38,7 @@ async function signIn(candidate) {
   try {
     await loadUsers();
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) showError(err, "Could not load users");
+    if (!(err instanceof ApiError && err.status === 401)) showError(err, t("Could not load users"));
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
@@ -52,9 +54,9 @@ async function loadUsers() {
   const select = byId("admin-user");
   const chosen = select.value;
   body.replaceChildren();
-  select.replaceChildren(h("option", { value: "" }, "All users"));
+  select.replaceChildren(h("option", { value: "" }, t("All users")));
   for (const row of answer.users) {
-    const pick = h("button", { type: "button", class: "link-button", title: "Show this user's images", onclick: () => showUser(row.user_id) }, row.user_id);
+    const pick = h("button", { type: "button", class: "link-button", title: t("Show this user's images"), onclick: () => showUser(row.user_id) }, row.user_id);
     body.append(
       h("tr", { "data-testid": "admin-user-row", "data-user": row.user_id },
         h("td", { class: "mono" }, pick),
@@ -68,7 +70,7 @@ async function loadUsers() {
   }
   select.value = chosen;
   const total = answer.users.reduce((sum, row) => sum + (row.bytes || 0) + (row.trash_bytes || 0), 0);
-  byId("users-summary").textContent = `${plural(answer.count ?? answer.users.length, "user")} · ${bytes(total)}`;
+  byId("users-summary").textContent = `${tn("{n} user", "{n} users", answer.count ?? answer.users.length)} · ${bytes(total)}`;
 }
 
 function showUser(userId) {
@@ -98,10 +100,10 @@ async function loadImages(reset = false) {
   for (const url of blobUrls.splice(0)) URL.revokeObjectURL(url);
   const body = byId("images-body");
   body.replaceChildren(...answer.items.map(imageRow));
-  if (!answer.items.length) body.append(h("tr", {}, h("td", { colspan: "6", class: "muted" }, "No images.")));
+  if (!answer.items.length) body.append(h("tr", {}, h("td", { colspan: "6", class: "muted" }, t("No images."))));
   const page = cursors.length;
-  byId("page-label").textContent = `Page ${page} of ${Math.max(1, Math.ceil(answer.total / PAGE_SIZE))}`;
-  byId("images-summary").textContent = plural(answer.total, "item");
+  byId("page-label").textContent = t("Page {page} of {pages}", { page, pages: Math.max(1, Math.ceil(answer.total / PAGE_SIZE)) });
+  byId("images-summary").textContent = tn("{n} item", "{n} items", answer.total);
   byId("page-prev").disabled = page === 1;
   byId("page-next").disabled = !nextCursor;
 }
@@ -112,14 +114,14 @@ function imageRow(item) {
   else if (item.thumb_url) authorizedImage(img, item.thumb_url);
   const trashed = item.status === "trash";
   const action = trashed
-    ? h("button", { type: "button", class: "btn btn-small", onclick: () => act(item, "restore") }, "Restore")
-    : h("button", { type: "button", class: "btn btn-small btn-danger", onclick: () => act(item, "delete") }, "Delete");
+    ? h("button", { type: "button", class: "btn btn-small", onclick: () => act(item, "restore") }, t("Restore"))
+    : h("button", { type: "button", class: "btn btn-small btn-danger", onclick: () => act(item, "delete") }, t("Delete"));
   return h("tr", { "data-testid": "admin-image-row", "data-id": item.id },
     h("td", {}, img),
     h("td", { class: "mono" }, item.owner),
     h("td", { class: "admin-prompt" }, shorten(item.prompt || item.original_filename || "", 160)),
     h("td", {}, dateTime(item.created_at)),
-    h("td", {}, trashed ? `trash since ${dateTime(item.trashed_at)}` : "active"),
+    h("td", {}, trashed ? t("trash since {date}", { date: dateTime(item.trashed_at) }) : t("active")),
     h("td", {}, action),
   );
 }
@@ -140,7 +142,7 @@ function authorizedImage(img, url) {
 async function act(item, verb) {
   try {
     await call(`/admin/images/${item.id}/${verb}`, { method: "POST" });
-    toast(verb === "delete" ? "Moved to the trash" : "Restored");
+    toast(verb === "delete" ? t("Moved to the trash") : t("Restored"));
     await Promise.all([loadImages(), loadUsers()]);
   } catch (err) {
     showError(err);
@@ -149,15 +151,15 @@ async function act(item, verb) {
 
 async function purge() {
   const yes = await confirmDialog({
-    title: "Purge expired trash?",
-    text: "Every user's items trashed longer ago than the retention period are deleted for good.",
-    ok: "Purge",
+    title: t("Purge expired trash?"),
+    text: t("Every user's items trashed longer ago than the retention period are deleted for good."),
+    ok: t("Purge"),
     danger: true,
   });
   if (!yes) return;
   try {
     const answer = await call("/admin/purge-trash", { method: "POST" });
-    toast(`Purged ${plural(answer.count, "item")} (${bytes(answer.bytes_freed)}) trashed over ${plural(answer.older_than_days, "day")} ago`);
+    toast(t("Purged {items} ({size}) trashed over {days} ago", { items: tn("{n} item", "{n} items", answer.count), size: bytes(answer.bytes_freed), days: tn("{n} day", "{n} days", answer.older_than_days) }));
     await Promise.all([loadImages(true), loadUsers()]);
   } catch (err) {
     showError(err);
@@ -184,5 +186,7 @@ byId("page-prev").addEventListener("click", () => {
 });
 byId("admin-purge").addEventListener("click", purge);
 
+translatePage();
+new PageControls();
 if (token) signIn(token);
 else signOut();

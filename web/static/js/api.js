@@ -1,5 +1,8 @@
 // The JSON API client: same-origin fetch with the CSRF marker header.
 
+import { connection } from "./connection.js";
+import { t } from "./i18n.js";
+
 export const API = "/api/v1";
 
 /** An API failure: the server's {error: {code, message}} or a network error. */
@@ -21,6 +24,12 @@ async function errorOf(resp) {
   return new ApiError(resp.status, "http_error", `${resp.status} ${resp.statusText}`);
 }
 
+/** Whether an answer came from something in front of the application (a proxy's 502/503/504 page), not from it. */
+function unreachable(resp) {
+  const json = (resp.headers.get("content-type") || "").includes("json");
+  return [502, 503, 504].includes(resp.status) && !json;
+}
+
 /** Call the API; resolves to the parsed JSON (or null for 204), rejects with ApiError. */
 export async function api(path, { method = "GET", body, token, signal } = {}) {
   const headers = { "X-Requested-With": "XMLHttpRequest", Accept: "application/json" };
@@ -37,8 +46,14 @@ export async function api(path, { method = "GET", body, token, signal } = {}) {
     });
   } catch (err) {
     if (err.name === "AbortError") throw err;
-    throw new ApiError(0, "network_error", "The server could not be reached");
+    connection.lost();
+    throw new ApiError(0, "network_error", t("The server could not be reached"));
   }
+  if (unreachable(resp)) {
+    connection.lost();
+    throw new ApiError(resp.status, "network_error", t("The server could not be reached"));
+  }
+  connection.reached();
   if (!resp.ok) throw await errorOf(resp);
   if (resp.status === 204) return null;
   return resp.json();
@@ -75,10 +90,13 @@ export function upload(path, file, onProgress) {
       } else if (body && body.error) {
         reject(new ApiError(xhr.status, body.error.code, body.error.message));
       } else {
-        reject(new ApiError(xhr.status, "http_error", `upload failed (${xhr.status})`));
+        reject(new ApiError(xhr.status, "http_error", t("upload failed ({status})", { status: xhr.status })));
       }
     });
-    xhr.addEventListener("error", () => reject(new ApiError(0, "network_error", "The upload was interrupted")));
+    xhr.addEventListener("error", () => {
+      connection.lost();
+      reject(new ApiError(0, "network_error", t("The upload was interrupted")));
+    });
     const form = new FormData();
     form.append("file", file, file.name);
     xhr.send(form);

@@ -30,6 +30,7 @@ export class Feed {
     this.pending = null;
     this.lastPage = [];
     this.requests = 0;
+    this.firstSize = 0; // size of the very first request (the tiles that fit the view), 0: a full page
     this.listeners = new Set();
   }
 
@@ -54,6 +55,9 @@ export class Feed {
    * before it when that one is loaded, else by the offset page holding it.
    */
   requestFor(index) {
+    // NOTE: the first request asks only for what the first view shows; the
+    // read-ahead continues by cursor, and jumps still use whole-page offsets.
+    if (index === 0 && this.firstSize && !this.runs.length) return { start: 0, params: { page: 1, size: this.firstSize }, jump: true };
     const prev = index > 0 ? this.items[index - 1] : undefined;
     const cursor = prev ? this.after.get(prev.id) : undefined;
     if (cursor) return { start: index, params: { cursor, size: PAGE }, jump: false };

@@ -1,10 +1,12 @@
-// Formatting of sizes, dates and counts for display.
+// Formatting of sizes and dates for display (counts: tn() in i18n.js).
+
+import { locale } from "./i18n.js";
 
 const tz = document.body.dataset.partitionTz || "UTC";
 
-const dayFormat = new Intl.DateTimeFormat(undefined, { timeZone: tz, weekday: "short", year: "numeric", month: "long", day: "numeric" });
+const dayFormat = new Intl.DateTimeFormat(locale, { timeZone: tz, weekday: "short", year: "numeric", month: "long", day: "numeric" });
 const keyFormat = new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" });
-const timeFormat = new Intl.DateTimeFormat(undefined, { timeZone: tz, dateStyle: "medium", timeStyle: "short" });
+const timeFormat = new Intl.DateTimeFormat(locale, { timeZone: tz, dateStyle: "medium", timeStyle: "short" });
 
 /** The YYYY-MM-DD day of a timestamp in the store's partition time zone. */
 // NOTE: days are those of the partition zone (the server's date filters and
@@ -35,11 +37,6 @@ export function bytes(n) {
     unit += 1;
   }
   return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
-}
-
-/** "1 image" / "12 images". */
-export function plural(n, word) {
-  return `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
 }
 
 /** Whole days left before a trashed item is purged. */

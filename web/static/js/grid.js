@@ -10,8 +10,13 @@
 
 import { h } from "./dom.js";
 import { dayKey, dayLabel } from "./format.js";
+import { t } from "./i18n.js";
+import { PAGE } from "./feed.js";
 
 const GAP = 8;
+// NOTE: narrower tiles on a phone: three columns at 390 px (two at 360 px).
+const PHONE_WIDTH = 600;
+const PHONE_TILE = 110;
 const HEADER = 44;
 const OVERSCAN = 600; // px rendered above and below the viewport
 const PREFETCH_ROWS = 6; // fetch this many rows ahead of the view
@@ -57,6 +62,7 @@ export class VirtualGrid {
     this.frame = 0;
     this.lastScroll = 0;
     this.settleTimer = 0;
+    this.active = 0; // the item whose tile holds the grid's one tab stop
     this.schedule = this.schedule.bind(this);
     window.addEventListener("scroll", () => {
       this.lastScroll = performance.now();
@@ -75,6 +81,7 @@ export class VirtualGrid {
     this.version += 1;
     this.clearRows();
     this.measure();
+    feed.firstSize = this.firstPageSize();
     this.layout();
     this.schedule();
     if (!feed.runs.length && !feed.pending) feed.loadAt(at);
@@ -111,7 +118,8 @@ export class VirtualGrid {
 
   measure() {
     this.width = this.el.clientWidth;
-    const cols = Math.max(2, Math.floor((this.width + GAP) / (this.minTile + GAP)));
+    const min = this.width < PHONE_WIDTH ? PHONE_TILE : this.minTile;
+    const cols = Math.max(2, Math.floor((this.width + GAP) / (min + GAP)));
     this.cols = cols;
     this.tile = Math.floor((this.width - GAP * (cols - 1)) / cols);
     this.rowHeight = this.tile + GAP;
@@ -297,6 +305,7 @@ export class VirtualGrid {
       window.scrollTo(0, Math.max(0, y - header - HEADER));
     }
     this.render();
+    this.setActive(index);
     const tile = this.el.querySelector(`[data-index="${index}"] .tile-open`);
     if (tile) tile.focus({ preventScroll: true });
   }
@@ -359,14 +368,58 @@ export class VirtualGrid {
       this.rendered.set(key, el);
       this.el.append(el);
     }
+    this.syncTabStop();
     this.maybeLoad(gridTop);
     this.onChange();
+  }
+
+  /** How many tiles the first view holds (whole rows, one more row for the date headers), at most a page. */
+  firstPageSize() {
+    const rows = Math.ceil(window.innerHeight / (this.rowHeight || 1)) + 1;
+    return Math.min(PAGE, Math.max(this.cols * 2, this.cols * rows));
+  }
+
+  /** The item whose tile takes the grid's tab stop (the last one focused). */
+  setActive(index) {
+    if (this.active === index) return;
+    this.active = index;
+    this.syncTabStop();
+  }
+
+  /**
+   * One tab stop in the grid (a roving tabindex): the active tile when it is
+   * in the DOM, else the first tile in view; arrow keys move between tiles.
+   */
+  syncTabStop() {
+    const opens = this.el.querySelectorAll(".tile[data-index] .tile-open");
+    if (!opens.length) return;
+    const first = this.firstVisibleIndex();
+    let stop = null;
+    let best = Infinity;
+    for (const el of opens) {
+      const index = Number(el.parentElement.dataset.index);
+      if (index === this.active) {
+        stop = el;
+        break;
+      }
+      const rank = index >= first ? index - first : 1e9 - index;
+      if (rank < best) {
+        best = rank;
+        stop = el;
+      }
+    }
+    for (const el of opens) {
+      const want = el === stop ? 0 : -1;
+      if (el.tabIndex !== want) el.tabIndex = want;
+    }
   }
 
   renderRow(row) {
     let el;
     if (row.kind === "header") {
-      el = h("h2", { class: "day-header" }, dayLabel(row.day));
+      // NOTE: out of the tab order (rows are not in page order in the DOM); the "d" key selects a focused tile's day.
+      el = h("div", { class: "day-row" }, h("h2", { class: "day-header" }, dayLabel(row.day)),
+        h("button", { type: "button", class: "btn btn-small btn-quiet day-select", tabindex: "-1", "data-day": row.day }, t("Select day")));
     } else {
       el = h("div", { class: "grid-row" });
       el.style.gridTemplateColumns = `repeat(${this.cols}, ${this.tile}px)`;

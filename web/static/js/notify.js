@@ -1,40 +1,114 @@
 // Toasts (with an optional action such as Undo) and the confirmation dialog.
 
 import { byId, h } from "./dom.js";
+import { t } from "./i18n.js";
 
-const TOAST_MS = 7000;
+const TOAST_MS = 6000;
+const ERROR_MS = 10000;
+const ACTION_MS = 30000; // a toast with an action (Undo) lasts until dismissed or this long
+const SHORTENED_MS = 2000; // what a toast keeps once another one waits
 
-/** Show a short message; action = {label, run} adds a button (e.g. Undo). */
+const queue = [];
+let current = null;
+
+/** The strip a toast goes into: an open modal dialog's own (the page behind it is inert), else the page's. */
+function strip() {
+  return document.querySelector("dialog[open] .toasts") || byId("toasts");
+}
+
+/**
+ * Show a short message, one at a time: others wait in a queue. action =
+ * {label, run} adds a button (e.g. Undo). Returns a handle whose update(message,
+ * options) replaces the text in place (a progress message by its outcome) and
+ * close() takes it away.
+ */
 export function toast(message, { action = null, error = false } = {}) {
-  // NOTE: an open modal dialog makes the page behind it inert, so a toast
-  // raised from the lightbox goes into the lightbox's own toast strip.
-  const box = document.querySelector("dialog[open] .toasts") || byId("toasts");
-  const el = h("div", { class: error ? "toast toast-error" : "toast", role: error ? "alert" : null }, h("span", {}, message));
-  let timer = 0;
-  const close = () => {
-    clearTimeout(timer);
-    el.remove();
+  const handle = { message, action, error, el: null, timer: 0, closed: false };
+  handle.close = () => closeToast(handle);
+  handle.update = (text, options = {}) => {
+    handle.message = text;
+    handle.action = options.action ?? null;
+    handle.error = Boolean(options.error);
+    if (handle.el) draw(handle);
+    else if (handle.closed) enqueue(handle);
   };
-  if (action) {
-    el.append(
-      h("button", {
-        type: "button",
-        class: "btn btn-small toast-action",
-        onclick: () => {
-          close();
-          action.run();
-        },
-      }, action.label),
-    );
+  const last = queue[queue.length - 1] || current;
+  if (last && !last.closed && last.message === message && !action) return last;
+  enqueue(handle);
+  return handle;
+}
+
+function enqueue(handle) {
+  handle.closed = false;
+  queue.push(handle);
+  // NOTE: a newer message supersedes the one on screen after a short while,
+  // an Undo included (Ctrl+Z still reaches the latest Undo while it shows).
+  if (!current) next();
+  else restartTimer(current, SHORTENED_MS);
+}
+
+function next() {
+  current = queue.shift() || null;
+  if (!current) return;
+  draw(current);
+  strip().append(current.el);
+}
+
+function draw(handle) {
+  const el = handle.el || h("div", { "data-testid": "toast" });
+  el.className = handle.error ? "toast toast-error" : "toast";
+  el.setAttribute("role", handle.error ? "alert" : "status");
+  const parts = [h("span", { class: "toast-text" }, handle.message)];
+  if (handle.action) {
+    parts.push(h("button", {
+      type: "button",
+      class: "btn btn-small toast-action",
+      onclick: () => {
+        const run = handle.action.run;
+        handle.close();
+        run();
+      },
+    }, handle.action.label));
   }
-  el.append(h("button", { type: "button", class: "btn btn-icon btn-small", "aria-label": "Dismiss", onclick: close }, "×"));
-  box.append(el);
-  timer = setTimeout(close, action ? TOAST_MS * 1.5 : TOAST_MS);
-  return close;
+  parts.push(h("button", { type: "button", class: "btn btn-icon btn-small", "aria-label": t("Dismiss"), onclick: () => handle.close() }, "×"));
+  el.replaceChildren(...parts);
+  handle.el = el;
+  const ms = handle.action ? ACTION_MS : handle.error ? ERROR_MS : TOAST_MS;
+  restartTimer(handle, queue.length ? SHORTENED_MS : ms);
+}
+
+function restartTimer(handle, ms) {
+  clearTimeout(handle.timer);
+  handle.timer = setTimeout(() => handle.close(), ms);
+}
+
+function closeToast(handle) {
+  clearTimeout(handle.timer);
+  if (handle.closed) return;
+  handle.closed = true;
+  const waiting = queue.indexOf(handle);
+  if (waiting >= 0) queue.splice(waiting, 1);
+  if (handle.el) handle.el.remove();
+  handle.el = null;
+  if (current === handle) next();
+}
+
+/** Run the action of the toast on screen (Ctrl+Z runs its Undo); false when it has none. */
+export function runToastAction() {
+  if (!current || !current.action) return false;
+  const run = current.action.run;
+  current.close();
+  run();
+  return true;
+}
+
+/** Move the toast on screen into the strip where it can be seen (a dialog opened or closed). */
+export function moveToasts() {
+  if (current && current.el) strip().append(current.el);
 }
 
 /** Show an API error as a toast. */
-export function showError(err, what = "That did not work") {
+export function showError(err, what = t("That did not work")) {
   if (err && err.name === "AbortError") return;
   console.warn(what, err);
   toast(`${what}: ${err && err.message ? err.message : err}`, { error: true });
@@ -44,7 +118,7 @@ export function showError(err, what = "That did not work") {
  * Ask before a destructive or bulk step. Resolves to true/false, or to the
  * typed text when ``input`` is given ({label, placeholder}); null on cancel.
  */
-export function confirmDialog({ title, text = "", ok = "OK", danger = false, input = null }) {
+export function confirmDialog({ title, text = "", ok = t("OK"), danger = false, input = null }) {
   const dialog = byId("confirm-dialog");
   byId("confirm-title").textContent = title;
   byId("confirm-text").textContent = text;

@@ -1,6 +1,8 @@
 // The page's state lives in the URL query: view plus the API's filter parameters.
 
-export const FILTERS = ["q", "aspect_ratio", "tag", "workflow_id", "from_date", "to_date", "favorite"];
+export const FILTERS = ["q", "aspect_ratio", "tag", "workflow_id", "model", "lora", "sampler", "from_date", "to_date", "favorite"];
+/** The filters typed as text in the form (with suggestions from the facets endpoint). */
+export const TEXT_FILTERS = ["tag", "workflow_id", "model", "lora", "sampler"];
 export const VIEWS = ["gallery", "trash", "inputs"];
 export const LIBRARIES = ["inputs", "controls"];
 

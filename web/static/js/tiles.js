@@ -1,13 +1,18 @@
 // Tile elements for the grid: a generated image, a trashed image, an input.
+//
+// A tile has one tab stop (its open button, managed by the grid's roving
+// tabindex); its select circle and actions are for the pointer, the keyboard
+// has x, Delete and r on the focused tile.
 
 import { h, icon } from "./dom.js";
-import { dateTime, daysLeft, plural, shorten } from "./format.js";
+import { dateTime, daysLeft, shorten } from "./format.js";
+import { t, tn } from "./i18n.js";
 
 /** Alt text from the prompt (or what the image is, when there is none). */
 export function altText(item) {
   if (item.prompt) return shorten(item.prompt, 160);
-  if (item.kind === "input" || item.kind === "control") return `Input image ${item.original_filename || ""}`.trim();
-  return `Generated image from ${dateTime(item.created_at)}`;
+  if (item.kind === "input" || item.kind === "control") return t("Input image {name}", { name: item.original_filename || "" }).trim();
+  return t("Generated image from {date}", { date: dateTime(item.created_at) });
 }
 
 function thumb(item) {
@@ -17,7 +22,7 @@ function thumb(item) {
 }
 
 function actionButton(action, label, iconName, cls = "") {
-  return h("button", { type: "button", class: `tile-action ${cls}`.trim(), "data-action": action, "aria-label": label, title: label }, icon(iconName));
+  return h("button", { type: "button", class: `tile-action ${cls}`.trim(), "data-action": action, "aria-label": label, title: label, tabindex: "-1" }, icon(iconName));
 }
 
 /**
@@ -31,31 +36,31 @@ export function renderTile(item, { mode, selected, retentionDays }) {
     "data-testid": "gallery-item",
     "data-id": item.id,
   });
-  if (mode === "inputs") {
-    tile.append(h("a", { class: "tile-open", href: item.url, target: "_blank", rel: "noopener" }, thumb(item)));
-    tile.append(h("span", { class: "tile-caption" }, item.original_filename || "input"));
-  } else {
-    tile.append(h("button", { type: "button", class: "tile-open", title: shorten(item.prompt || "", 300) || null }, thumb(item)));
-    tile.append(
-      h("button", {
-        type: "button",
-        class: "select-toggle",
-        "data-testid": "select-toggle",
-        "aria-pressed": String(Boolean(selected)),
-        "aria-label": `Select: ${shorten(altText(item), 60)}`,
-      }, icon("check")),
-    );
-  }
-  if (item.favorite && !trashed) tile.append(h("span", { class: "tile-favorite", title: "Favorite" }, icon("heart", "icon icon-small"), h("span", { class: "visually-hidden" }, "Favorite")));
+  // NOTE: the image's dominant colour (stored at ingest) fills the box until the thumbnail arrives.
+  if (item.color && /^#[0-9a-f]{6}$/i.test(item.color)) tile.style.backgroundColor = item.color;
+  const label = mode === "inputs" ? item.original_filename || t("input") : shorten(item.prompt || "", 300);
+  tile.append(h("button", { type: "button", class: "tile-open", tabindex: "-1", title: label || null }, thumb(item)));
+  if (mode === "inputs") tile.append(h("span", { class: "tile-caption" }, item.original_filename || t("input")));
+  tile.append(
+    h("button", {
+      type: "button",
+      class: "select-toggle",
+      tabindex: "-1",
+      "data-testid": "select-toggle",
+      "aria-pressed": String(Boolean(selected)),
+      "aria-label": t("Select: {what}", { what: shorten(altText(item), 60) }),
+    }, icon("check")),
+  );
+  if (item.favorite && !trashed) tile.append(h("span", { class: "tile-favorite", title: t("Favorite") }, icon("heart", "icon icon-small"), h("span", { class: "visually-hidden" }, t("Favorite"))));
   if (trashed && mode !== "inputs") {
     const left = daysLeft(item.trashed_at, retentionDays);
-    tile.append(h("span", { class: left <= 3 ? "tile-badge tile-badge-warn" : "tile-badge" }, left === 0 ? "Purged soon" : `${plural(left, "day")} left`));
+    tile.append(h("span", { class: left <= 3 ? "tile-badge tile-badge-warn" : "tile-badge" }, left === 0 ? t("Purged soon") : tn("{n} day left", "{n} days left", left)));
   }
   const actions = h("div", { class: "tile-actions" });
   if (mode === "trash") {
-    actions.append(actionButton("restore", "Restore", "restore"), actionButton("purge", "Delete forever", "trash", "danger"));
+    actions.append(actionButton("restore", t("Restore"), "restore"), actionButton("purge", t("Delete forever"), "trash", "danger"));
   } else if (mode === "inputs") {
-    actions.append(trashed ? actionButton("restore-input", "Restore input", "restore") : actionButton("delete-input", "Delete input", "trash", "danger"));
+    actions.append(trashed ? actionButton("restore-input", t("Restore input"), "restore") : actionButton("delete-input", t("Delete input"), "trash", "danger"));
   }
   if (actions.childElementCount) tile.append(actions);
   return tile;

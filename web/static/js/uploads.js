@@ -3,6 +3,7 @@
 import { upload } from "./api.js";
 import { byId, h } from "./dom.js";
 import { bytes } from "./format.js";
+import { t } from "./i18n.js";
 
 const ACCEPTED = ["image/png", "image/jpeg", "image/webp"];
 const PARALLEL = 2;
@@ -43,12 +44,12 @@ export class Uploader {
   /** Queue files; anything that is not a PNG, JPEG or WebP is refused here already. */
   add(files) {
     for (const file of files) {
-      const progress = h("progress", { max: "1", value: "0", "aria-label": `Uploading ${file.name}` });
-      const status = h("span", { class: "upload-status" }, "waiting");
+      const progress = h("progress", { max: "1", value: "0", "aria-label": t("Uploading {name}", { name: file.name }) });
+      const status = h("span", { class: "upload-status" }, t("waiting"));
       const row = h("li", { class: "upload" }, h("span", { class: "upload-name" }, file.name), h("span", { class: "upload-size" }, bytes(file.size)), progress, status);
       this.list.prepend(row);
       if (!ACCEPTED.includes(file.type)) {
-        this.fail(row, status, "not a PNG, JPEG or WebP image");
+        this.fail({ row, status }, t("not a PNG, JPEG or WebP image"), false);
         continue;
       }
       this.queue.push({ file, row, progress, status, path: this.path() });
@@ -60,19 +61,20 @@ export class Uploader {
     while (this.running < PARALLEL && this.queue.length) {
       const job = this.queue.shift();
       this.running += 1;
-      job.status.textContent = "uploading";
+      job.status.textContent = t("uploading");
       upload(job.path, job.file, (fraction) => {
         job.progress.value = fraction;
-        job.status.textContent = fraction < 1 ? `${Math.round(fraction * 100)}%` : "saving";
+        job.status.textContent = fraction < 1 ? `${Math.round(fraction * 100)}%` : t("saving");
       })
         .then((item) => {
           job.progress.value = 1;
-          job.status.textContent = "done";
+          job.status.textContent = t("done");
           job.row.classList.add("upload-done");
           setTimeout(() => job.row.remove(), 4000);
           if (job.path === this.path()) this.onUploaded(item);
         })
-        .catch((err) => this.fail(job.row, job.status, err.message))
+        // NOTE: a refusal (4xx) would be refused again; anything else (the server gone, a 5xx) can be retried.
+        .catch((err) => this.fail(job, err.message, !(err.status >= 400 && err.status < 500)))
         .finally(() => {
           this.running -= 1;
           this.pump();
@@ -80,9 +82,27 @@ export class Uploader {
     }
   }
 
-  fail(row, status, message) {
+  /** Mark a file failed; ``retry`` adds a Retry button that queues it again. */
+  fail(job, message, retry) {
+    const { row, status } = job;
     row.classList.add("upload-failed");
     status.textContent = message;
-    row.append(h("button", { type: "button", class: "btn btn-icon btn-small", "aria-label": "Dismiss", onclick: () => row.remove() }, "×"));
+    const buttons = [];
+    if (retry) {
+      buttons.push(h("button", {
+        type: "button",
+        class: "btn btn-small upload-retry",
+        onclick: () => {
+          row.classList.remove("upload-failed");
+          for (const b of buttons) b.remove();
+          job.progress.value = 0;
+          status.textContent = t("waiting");
+          this.queue.push(job);
+          this.pump();
+        },
+      }, t("Retry")));
+    }
+    buttons.push(h("button", { type: "button", class: "btn btn-icon btn-small", "aria-label": t("Dismiss"), onclick: () => row.remove() }, "×"));
+    row.append(...buttons);
   }
 }
