@@ -37,6 +37,17 @@ class Config:
     decode_budget_pixels: int = 64_000_000  # pixels this process may hold decoded at once (casvault.decoding)
     quota_max_bytes: int = 0  # 0 = unlimited
     quota_max_count: int = 0  # 0 = unlimited
+    member_quota_max_bytes: int = 0  # members' limits; 0 = unlimited
+    member_quota_max_count: int = 0
+    member_cookie: str = "casvault_member"  # the cookie that carries the site's member JWT
+    member_jwt_secret: str | None = None  # HS256 shared secret (>= 32 bytes)
+    member_jwks: str = ""  # URL or file of the site's public keys (RS256, ES256, EdDSA)
+    member_jwt_issuer: str = ""
+    member_jwt_audience: str = ""
+    member_auto_claim: bool = True  # hand a guest's history over on the first signed-in request
+    trusted_user_header: str = ""  # e.g. X-Forwarded-User, from CASVAULT_TRUSTED_PROXIES only
+    trusted_proxies: str = ""  # CIDRs, comma-separated; "unix" for a Unix socket
+    anon_cookie_max_age: int = 400 * 24 * 3600  # seconds; re-issued (sliding) while the guest visits
     trash_retention_days: int = 30
     accel: str = ""  # "nginx" hands /outputs to nginx with X-Accel-Redirect
     outputs_public: bool = False  # /outputs answers anyone, not only the owner and the admin
@@ -108,15 +119,31 @@ class Config:
         for name in ("max_upload_bytes", "max_pixels", "max_video_bytes", "decode_budget_pixels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"CASVAULT_{name.upper()} must be positive")
-        for name in ("quota_max_bytes", "quota_max_count", "trash_retention_days"):
+        for name in ("quota_max_bytes", "quota_max_count", "member_quota_max_bytes", "member_quota_max_count",
+                     "trash_retention_days"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"CASVAULT_{name.upper()} must not be negative")
+        self._check_identity()
         try:
             from zoneinfo import ZoneInfo
 
             ZoneInfo(self.partition_tz)
         except Exception as exc:  # ZoneInfoNotFoundError, ValueError
             raise ConfigError(f"CASVAULT_PARTITION_TZ {self.partition_tz!r} is not a known time zone") from exc
+
+    def _check_identity(self) -> None:
+        """Raise ConfigError for member identity settings that would be weak or silently unused."""
+        from .identity import parse_proxies
+
+        if self.member_jwt_secret is not None and len(self.member_jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"CASVAULT_MEMBER_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        if self.anon_cookie_max_age < 3600:
+            raise ConfigError("CASVAULT_ANON_COOKIE_MAX_AGE must be at least 3600 seconds")
+        proxies = parse_proxies(self.trusted_proxies)
+        if self.trusted_user_header and not proxies:
+            raise ConfigError("CASVAULT_TRUSTED_USER_HEADER needs CASVAULT_TRUSTED_PROXIES (the proxies' addresses)")
+        if not self.member_cookie or not self.member_cookie.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"CASVAULT_MEMBER_COOKIE {self.member_cookie!r} is not a valid cookie name")
 
     def _check_observability(self) -> None:
         if self.log_format not in LOG_FORMATS:

@@ -19,6 +19,7 @@ both histories are kept. Quotas are not applied to a merge.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -49,6 +50,7 @@ class MergeReport:
     skipped: int = 0  # manifest entries without a sidecar that were never moved (see fsck)
     trash: int = 0
     dry_run: bool = False
+    complete: bool = True  # False: stopped at its deadline, the journal stays for the next run
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
@@ -70,8 +72,12 @@ def _check_pair(guest: str, member: str) -> None:
 
 
 def merge_users(store: Store, guest: str, member: str, *, dry_run: bool = False,
-                progress: Progress | None = None) -> MergeReport:
+                progress: Progress | None = None, deadline: float | None = None) -> MergeReport:
     """Move every record of ``guest`` to ``member``; safe to rerun after a crash.
+
+    With ``deadline`` (a ``time.monotonic()`` value) it stops after the
+    record during which that passed, leaves the journal and reports
+    ``complete=False``; the next run carries on.
 
     Raises InvalidInput (bad ids), Conflict (an unfinished merge of this
     guest into another member), LockBusy, StorageError.
@@ -99,7 +105,7 @@ def merge_users(store: Store, guest: str, member: str, *, dry_run: bool = False,
     items: Iterable[Record] = list(known.values())
     if progress:
         items = progress(items, len(known), "merging")
-    for record in items:
+    for n, record in enumerate(items, 1):
         with store.user_lock(guest, member):  # NOTE: taken in sorted order
             outcome = _move_one(store, record, member)
         if outcome == "moved":
@@ -108,12 +114,42 @@ def merge_users(store: Store, guest: str, member: str, *, dry_run: bool = False,
             report.finished += 1
         elif outcome == "skipped":
             report.skipped += 1
+        # NOTE: checked after a record, so every run makes progress.
+        if deadline is not None and n < len(known) and time.monotonic() > deadline:
+            report.complete = False
+            return report
     # NOTE: the records keep their ids, so the guest's share links follow them
     # (before the journal goes: a crash here is finished by the rerun).
     store.shares.move_all(guest, member)
     _remove_empty_dirs(store, guest)
     remove(journal)
     return report
+
+
+def hand_over(store: Store, guest: str, member: str, *, lock_timeout: float = 10.0,
+              seconds: float | None = None) -> MergeReport:
+    """The sign-up handover: merge ``guest`` into ``member`` under both users' locks, held throughout.
+
+    Run on the first request that carries both identities; a second run
+    (another worker, a retry, the request after a crash) finds the journal
+    and finishes it, or finds nothing left. A guest whose unfinished merge
+    names another member has that merge finished first: it was started
+    with that member's sign-in. Quotas are not applied (nothing is lost).
+    With ``seconds``, a big history is moved in slices: the report says
+    ``complete=False`` and the next run carries on. Raises LockBusy
+    (another run holds the locks longer than ``lock_timeout``), StorageError.
+    """
+    deadline = time.monotonic() + seconds if seconds is not None else None
+    _check_pair(guest, member)
+    with store.user_lock(guest, member, timeout=lock_timeout):
+        journal = journal_path(store, guest)
+        if not journal.is_file() and not _guest_records(store, guest):
+            return MergeReport(guest, member)  # nothing to hand over: no journal is written
+        try:
+            return merge_users(store, guest, member, deadline=deadline)
+        except Conflict:
+            resume(store, journal)
+            return merge_users(store, guest, member, deadline=deadline)
 
 
 def resume(store: Store, journal: Path) -> MergeReport:

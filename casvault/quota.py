@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .errors import QuotaExceeded
+from .validate import MEMBER_RE
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,18 @@ class Limits:
     def as_dict(self) -> dict[str, int | None]:
         """Plain values for JSON (None for unlimited)."""
         return {"max_bytes": self.max_bytes or None, "max_count": self.max_count or None}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Guests' and members' limits: sites usually give members more."""
+
+    guest: Limits
+    member: Limits
+
+    def limits_for(self, user_id: str) -> Limits:
+        """The limits that apply to ``user_id`` (members ``u-...``, guests otherwise)."""
+        return self.member if MEMBER_RE.fullmatch(user_id) else self.guest
 
 
 def check(usage: Usage, limits: Limits, add_bytes: int, add_count: int = 1) -> None:

@@ -16,8 +16,8 @@ def quota_report(store: Store, over: float | None = None) -> list[dict[str, Any]
     a limit never qualify).
     """
     rows = []
-    limits = store.limits
     for owner in store.users():
+        limits = store.quota.limits_for(owner)
         usage = store.usage(owner)
         pct = quota.percent(usage, limits)
         if over is not None and (pct is None or pct < over):

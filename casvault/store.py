@@ -97,6 +97,7 @@ class Store:
         self.records = open_records(index_spec(config, meta), self.layout, self.locks, self.blobs, fsync=config.fsync)
         self.shares = Shares(self.layout.meta, self.layout.tmp, self.locks, self.get, fsync=config.fsync)
         self.limits = quota.Limits(config.quota_max_bytes, config.quota_max_count)
+        self.quota = quota.Policy(self.limits, quota.Limits(config.member_quota_max_bytes, config.member_quota_max_count))
         self.thumbnailer = thumbs.Thumbnailer(config.thumb_size, config.thumb_quality)
         self.writer = Writer(self.layout, self.blobs, self.records.append, link_setting=config.link_mode, fsync=config.fsync)
         decoding.configure(config.decode_budget_pixels)
@@ -418,7 +419,7 @@ class Store:
         files = self.writer.stage(record, thumb_bytes)
         try:
             with self.locks.user(owner):
-                self.records.check_quota(owner, self.limits, len(data))
+                self.records.check_quota(owner, self.quota.limits_for(owner), len(data))
                 in_trash = sorted(r.id for r in self.with_digest(owner, sha) if r.status == "trash")
                 new_blob = self.writer.write(record, AddEvent(at=now_iso(), record=record), point="ingest", files=files,
                                              blob=staged if staged is not None else data)
@@ -445,7 +446,7 @@ class Store:
             src = self.get(owner, source_id)
             if src.status != "active":
                 raise Conflict("the source image is in the trash", id=source_id)
-            self.records.check_quota(owner, self.limits, src.bytes)
+            self.records.check_quota(owner, self.quota.limits_for(owner), src.bytes)
             rid = uuid.uuid4().hex
             record = RECORD_TYPES[kind](
                 id=rid,

@@ -10,7 +10,7 @@ from casvault import identity
 from tests.api_helpers import add_image, visitor
 from tests.conftest import SECRET, user
 
-COOKIE_RE = re.compile(r"anon-[0-9a-f]{32}\.[A-Za-z0-9_-]+")
+COOKIE_RE = re.compile(r"anon-[0-9a-f]{32}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")  # id.timestamp.signature
 
 
 def _set_cookie(resp) -> str | None:
@@ -83,3 +83,30 @@ def test_verify_is_a_library_function():
 def test_secure_flag_over_https(app):
     resp = app.test_client().get("/api/v1/quota", base_url="https://localhost")
     assert "secure" in _set_cookie(resp).lower()
+
+
+@pytest.mark.parametrize("sub, expected", [
+    ("alice", "u-alice"), ("a_b-9", "u-a_b-9"), ("x" * 64, "u-" + "x" * 64),
+    ("x" * 65, None), ("../anon-" + "0" * 32, None), ("Alice", None), ("a/b", None), ("", None), (7, None), (None, None),
+])
+def test_member_ids_are_validated_like_every_user_id(sub, expected):
+    assert identity.member_id(sub) == expected
+
+
+def test_trusted_proxies():
+    proxies = identity.parse_proxies("10.1.0.0/16, 2001:db8::/32")
+    assert proxies.trusts("10.1.255.1") and proxies.trusts("::ffff:10.1.0.7") and proxies.trusts("2001:db8::5")
+    assert not proxies.trusts("10.2.0.1") and not proxies.trusts("") and not proxies.trusts("localhost")
+    assert not identity.parse_proxies("")
+    unix = identity.parse_proxies("unix")
+    assert unix.trusts("") and unix.trusts("/run/casvault.sock") and not unix.trusts("127.0.0.1")
+    with pytest.raises(Exception, match="TRUSTED_PROXIES"):
+        identity.parse_proxies("10.0.0.0/40")
+
+
+def test_guest_cookies_expire_and_age():
+    uid, cookie = identity.issue(SECRET)
+    guest = identity.read_guest(cookie, SECRET, max_age=3600)
+    assert guest.user_id == uid and not identity.needs_refresh(guest, 3600)
+    assert identity.needs_refresh(guest, 3600, now=guest.issued_at + 361)
+    assert identity.verify(cookie, SECRET, max_age=3600) == uid

@@ -72,11 +72,12 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     init_metrics(app)
     app.after_request(relative_location)
 
-    from . import admin, api, comfy, gallery, health, metrics, outputs, pipeline, share
+    from . import admin, api, comfy, gallery, health, me, metrics, outputs, pipeline, share
 
     app.register_blueprint(api.bp)
     app.register_blueprint(comfy.bp)
     app.register_blueprint(pipeline.bp)
+    app.register_blueprint(me.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(outputs.bp)
     app.register_blueprint(gallery.bp)

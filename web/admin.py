@@ -16,7 +16,7 @@ from casvault.index import Query, decode_cursor, encode_cursor
 from casvault.records import Record
 from casvault.store import Store
 from casvault.trash import purge_expired
-from casvault.validate import check_user_id
+from casvault.validate import MEMBER_RE, check_user_id
 
 from .params import COLLECTION_OF_KIND, json_body, parse_query
 from .serialize import purge_failures, serialize
@@ -56,15 +56,21 @@ def admin_item(store: Store, record: Record) -> dict[str, Any]:
 
 @bp.get("/users")
 def users():
-    """Every user with counts, bytes and last activity, most recently active first."""
+    """Every user with counts, bytes and last activity, most recently active first (``kind=member|guest`` filters)."""
     store = get_store()
+    kind = request.args.get("kind", "")
+    if kind not in ("", "member", "guest"):
+        raise ApiError(400, "bad_request", "kind must be member or guest", field="kind")
     rows = []
     for owner in store.users():
+        if kind and (MEMBER_RE.fullmatch(owner) is not None) != (kind == "member"):
+            continue
         summary = store.user_summary(owner)
         rows.append({
             "user_id": owner,
+            "kind": "member" if MEMBER_RE.fullmatch(owner) else "guest",
             **summary["usage"].as_dict(),
-            "by_kind": {kind: summary["counts"][kind] for kind in COLLECTION_OF_KIND},
+            "by_kind": {k: summary["counts"][k] for k in COLLECTION_OF_KIND},
             "last_activity": summary["last_activity"],
         })
     rows.sort(key=lambda r: r["last_activity"] or "", reverse=True)

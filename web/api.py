@@ -385,11 +385,12 @@ def list_controls():
 def quota():
     """The visitor's usage, limits, and what emptying the trash would free."""
     store = get_store()
-    usage = store.usage(current_user())
+    owner = current_user()
+    usage, limits = store.usage(owner), store.quota.limits_for(owner)
     return jsonify(
         usage=usage.as_dict(),
-        limits=store.limits.as_dict(),
-        percent=percent(usage, store.limits),
+        limits=limits.as_dict(),
+        percent=percent(usage, limits),
         purge_would_free={"count": usage.trash_count, "bytes": usage.trash_bytes},
         retention_days=store.config.trash_retention_days,
     )

@@ -1,4 +1,5 @@
-"""Who is asking: the signed ``anon_id`` cookie, bearer tokens, and the CSRF check."""
+"""Who is asking: a member (the site's JWT or a trusted proxy's header) or a guest
+(the signed ``anon_id`` cookie); bearer tokens; the CSRF check; the sign-up handover."""
 
 from __future__ import annotations
 
@@ -10,27 +11,51 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, g, request
 
 from casvault import identity
+from casvault.errors import LockBusy
+from casvault.merge import MergeReport, hand_over
 
 from .errors import ApiError
+from .ext import get_store
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest a browser keeps a cookie
 NO_IDENTITY_PATHS = ("/outputs/", "/s/", "/static/", "/assets/", "/favicon.ico", "/robots.txt")
+# NOTE: a request moves a guest's history for at most this long (about 150
+# records a second with fsync); a bigger history goes over the next requests,
+# far inside gunicorn's timeout.
+HANDOVER_SECONDS = 5.0
 
 
 def init_identity(app: Flask) -> None:
-    """Issue a guest identity on the first visit; replace forged or tampered cookies."""
+    """Learn who asks: a member first, else a guest (issued on the first visit, re-issued while it ages)."""
+    cfg = app.config["CASVAULT"]
+    app.extensions["casvault.members"] = identity.MemberTokens.from_config(cfg)
+    app.extensions["casvault.proxies"] = identity.parse_proxies(cfg.trusted_proxies)
 
     @app.before_request
     def _identify() -> None:
+        cfg = current_app.config["CASVAULT"]
         secret = current_app.config["SECRET_KEY"]
-        raw = request.cookies.get(identity.COOKIE_NAME)
-        user_id = identity.verify(raw, secret)
+        guest = identity.read_guest(request.cookies.get(identity.COOKIE_NAME), secret, cfg.anon_cookie_max_age)
         g.new_cookie = None
-        if user_id is None:
-            user_id, cookie = identity.issue(secret)
-            g.new_cookie = cookie
-        g.user_id = user_id
+        g.clear_guest = False
+        g.handover = None
+        g.guest_id = guest.user_id if guest else None
+        g.member_source = None
+        member = _member()
+        if member is not None:
+            g.user_id, g.kind = member, "member"
+            # NOTE: a forged or expired guest cookie beside a member has nothing to hand over: drop it.
+            g.clear_guest = guest is None and identity.COOKIE_NAME in request.cookies
+            if guest is not None and cfg.member_auto_claim and not request.path.startswith(NO_IDENTITY_PATHS):
+                claim_guest()
+            return
+        g.kind = "guest"
+        if guest is None:
+            g.user_id, g.new_cookie = identity.issue(secret)
+        else:
+            g.user_id = guest.user_id
+            if identity.needs_refresh(guest, cfg.anon_cookie_max_age):
+                g.new_cookie = identity.issue(secret, guest.user_id)[1]
 
     @app.after_request
     def _set_cookie(resp):
@@ -41,18 +66,81 @@ def init_identity(app: Flask) -> None:
             resp.set_cookie(
                 identity.COOKIE_NAME,
                 cookie,
-                max_age=COOKIE_MAX_AGE,
+                max_age=current_app.config["CASVAULT"].anon_cookie_max_age,
                 httponly=True,
                 samesite="Lax",
                 secure=request.is_secure,
                 path="/",
             )
+        if g.get("clear_guest"):
+            resp.delete_cookie(identity.COOKIE_NAME, path="/", httponly=True, samesite="Lax", secure=request.is_secure)
         return resp
 
 
+def _token_route() -> bool:
+    """True on routes whose ``Authorization`` header is the admin or ingest token, not a member's."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return request.blueprint == "admin" or getattr(view, "casvault_token", None) is not None
+
+
+def _member() -> str | None:
+    """The member this request is signed in as, or None; sets ``g.member_source``."""
+    cfg = current_app.config["CASVAULT"]
+    if cfg.trusted_user_header:
+        # NOTE: the socket peer as the WSGI server gives it (no ProxyFix): only
+        # the proxy itself may vouch; from anyone else the header is ignored.
+        if current_app.extensions["casvault.proxies"].trusts(request.remote_addr):
+            found = identity.member_from_header(request.headers.get(cfg.trusted_user_header))
+            if found:
+                g.member_source = "proxy"
+                return found
+    tokens: identity.MemberTokens | None = current_app.extensions["casvault.members"]
+    if tokens is None:
+        return None
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer ") and not _token_route():
+        found = tokens.member(header[7:].strip())
+        if found:
+            g.member_source = "bearer"
+            return found
+    found = tokens.member(request.cookies.get(cfg.member_cookie))
+    if found:
+        g.member_source = "cookie"
+    return found
+
+
+def claim_guest() -> MergeReport | None:
+    """Hand this request's guest history to its member (once); the answer clears the guest cookie.
+
+    Returns the merge report, or None when there is no guest cookie or
+    another worker is doing the same handover right now (this request then
+    sees the member's namespace as it is, and a later one finishes). A
+    history too big for one request's slice keeps the guest cookie, so the
+    next request carries on (``report.complete`` is False).
+    """
+    if g.get("handover") is not None:
+        return g.handover
+    guest = g.get("guest_id")
+    if guest is None or g.get("kind") != "member":
+        return None
+    try:
+        report = hand_over(get_store(), guest, g.user_id, seconds=HANDOVER_SECONDS)
+    except LockBusy:
+        current_app.logger.warning("handover of %s to %s is running elsewhere; not waiting", guest, g.user_id)
+        return None
+    g.handover = report
+    g.clear_guest = report.complete
+    return report
+
+
 def current_user() -> str:
-    """The guest id of this request."""
+    """The user id of this request: the member when one is signed in, else the guest."""
     return g.user_id
+
+
+def current_kind() -> str:
+    """``member`` or ``guest``."""
+    return g.kind
 
 
 def check_csrf() -> None:
@@ -63,6 +151,8 @@ def check_csrf() -> None:
     """
     if request.method in SAFE_METHODS:
         return
+    if g.get("member_source") == "bearer":
+        return  # a bearer header is not sent by the browser on its own: no CSRF risk
     if request.headers.get("X-Requested-With"):
         return
     origin = request.headers.get("Origin") or request.headers.get("Referer")
@@ -93,6 +183,7 @@ def require_token(kind: str) -> Callable:
                 raise ApiError(401, "unauthorized", f"missing or wrong {kind} token")
             return view(*args, **kwargs)
 
+        wrapper.casvault_token = kind  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

@@ -293,7 +293,8 @@ def _other_paths() -> dict[str, Schema]:
         )},
         "/api/v1/admin/users": {"get": _op(
             "Every user with counts, bytes and last activity",
-            {"200": _json(ref("AdminUsers"), "Users, most recently active first")},
+            {"200": _json(ref("AdminUsers"), "Users, most recently active first"), **_errors(400)},
+            params=[_q("kind", {"type": "string", "enum": ["member", "guest"]}, "Only members or only guests")],
             tag="admin", security=admin, op_id="admin_users",
         )},
         "/api/v1/admin/images": {"get": _op(
@@ -355,6 +356,29 @@ def _other_paths() -> dict[str, Schema]:
                                     **_errors(404)},
             params=[{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
             tag="share", op_id="share_image",
+        )},
+    }
+
+
+def _me_paths() -> dict[str, Schema]:
+    """Who the caller is, and the explicit guest → member handover (web/me.py)."""
+    who = {"user_id": {"type": "string", "pattern": USER_ID_PATTERN}, "kind": {"type": "string", "enum": ["guest", "member"]}}
+    return {
+        "/api/v1/me": {"get": _op(
+            "Who the caller is: a guest (anon_id cookie) or a member (the site's JWT or proxy header)",
+            {"200": _json({"type": "object", "required": ["user_id", "kind"], "properties": who}, "The caller")},
+            tag="identity", op_id="me",
+        )},
+        "/api/v1/me/claim": {"post": _op(
+            "Move the guest cookie's history to the signed-in member (once; clears the guest cookie)",
+            {"200": _json({"type": "object", "required": ["user_id", "kind", "claimed", "moved", "trash", "complete"], "properties": {
+                **who, "claimed": {"type": "string", "nullable": True, "description": "The guest id handed over"},
+                "moved": {"type": "integer", "minimum": 0}, "trash": {"type": "integer", "minimum": 0},
+                "complete": {"type": "boolean", "description": "false: a big history; post again to carry on"}}},
+                "What was handed over (claimed null: no guest cookie)"),
+             **_errors(401, 503)},
+            body=_json_body({"type": "object", "additionalProperties": False}, required=False),
+            tag="identity", write=True, op_id="me_claim",
         )},
     }
 
@@ -610,7 +634,8 @@ def _schemas() -> dict[str, Schema]:
                 "type": "object",
                 "required": ["user_id", "count", "bytes", "trash_count", "trash_bytes", "by_kind", "last_activity"],
                 "properties": {
-                    "user_id": {"type": "string"}, **usage["properties"],
+                    "user_id": {"type": "string"}, "kind": {"type": "string", "enum": ["member", "guest"]},
+                    **usage["properties"],
                     "by_kind": {"type": "object", "additionalProperties": {
                         "type": "object", "properties": {"active": {"type": "integer"}, "trash": {"type": "integer"}}}},
                     "last_activity": {"type": "string", "format": "date-time", "nullable": True},
@@ -656,7 +681,7 @@ def document() -> dict[str, Any]:
     for name, what in COLLECTIONS.items():
         for path, item in _collection_paths(name, what).items():
             paths.setdefault(path, {}).update(item)
-    for path, item in {**_image_paths(), **_other_paths(), **_comfy_paths(), **_ops_paths()}.items():
+    for path, item in {**_image_paths(), **_other_paths(), **_comfy_paths(), **_me_paths(), **_ops_paths()}.items():
         paths.setdefault(path, {}).update(item)
     return {
         "openapi": "3.0.3",
@@ -664,8 +689,9 @@ def document() -> dict[str, Any]:
             "title": "casvault",
             "version": "1",
             "description": (
-                "Content-addressed image history. Visitors are identified by the signed anon_id cookie, "
-                "issued on the first request; cookie-authenticated writes need X-Requested-With or a "
+                "Content-addressed image history. Visitors are guests, identified by the signed anon_id cookie "
+                "issued on the first request, or members the site vouches for (a JWT in the member cookie or "
+                "an Authorization bearer, or a trusted proxy's header); cookie-authenticated writes need X-Requested-With or a "
                 "same-origin Origin. Errors are {\"error\": {\"code\", \"message\"}}; another user's id "
                 "answers 404."
             ),
