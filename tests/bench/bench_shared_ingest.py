@@ -11,7 +11,8 @@ sidecars and thumbnails stay local, with fsync on).
   the same bytes under that key, and one INSERT (autocommit) of a row built
   like the index's own row of such a record into a table with the records
   table's columns and primary key. Same images, one at a time, the two sides
-  alternating image by image (``common.interleave``).
+  alternating image by image (``common.interleave``). The floor's PUT and
+  INSERT medians sit beside it.
 
 Then the ingest loop runs once more under cProfile over fresh images: the
 top 15 entries by cumulative time go into ``shared.ingest_profile_top``.
@@ -115,11 +116,18 @@ def run(results: dict, quick: bool = False) -> None:
         placeholders = ", ".join(["%s"] * len(COLUMNS.split(",")))
         insert = f"INSERT INTO floor_records ({COLUMNS}) VALUES ({placeholders})"
 
+        put_s: list[float] = []
+        insert_s: list[float] = []
+
         def floor(data: bytes) -> None:
             sha = hashlib.sha256(data).hexdigest()
+            t = time.perf_counter()
             client.put_object(Bucket=floor_bucket, Key=sha, Body=data)
+            put_s.append(time.perf_counter() - t)
             record = msgspec.structs.replace(template, id=uuid.uuid4().hex, sha256=sha, bytes=len(data))
+            t = time.perf_counter()
             conn.execute(insert, _row(OWNER, record))
+            insert_s.append(time.perf_counter() - t)
 
         def ingest(data: bytes) -> None:
             store.ingest(data, OWNER, prompt=PROMPT, make_thumb=False)
@@ -155,6 +163,8 @@ def run(results: dict, quick: bool = False) -> None:
         ingest_floor_images_per_s=round(median(floor_ips), 2),
         ingest_ms_per_image=round(1000 / median(cas_ips), 2),
         ingest_floor_ms_per_image=round(1000 / median(floor_ips), 2),
+        ingest_floor_put_ms=round(1000 * median(put_s), 2),
+        ingest_floor_insert_ms=round(1000 * median(insert_s), 2),
         ingest_image_bytes_mean=int(sum(map(len, images)) / len(images)),
         ingest_images_per_side=count,
         ingest_floor_rows=rows,
