@@ -104,8 +104,8 @@ def run(results: dict, quick: bool = False) -> None:
         work = scratch("shared-ingest")
         store = Store(Config(root=work / "store", blob_backend="s3", s3_bucket=bucket, s3_endpoint=s3.endpoint,
                              index_backend="postgres", pg_dsn=dsn))
-        assert store.record_index is not None
-        store.record_index.create_schema()
+        assert store.records.pg is not None
+        store.records.pg.create_schema()
         # the floor's row: what the index stores for such a record (a real one, with a new id each time)
         template = store.ingest(profiled[0], OWNER, prompt=PROMPT, make_thumb=False).record
         profiled = profiled[1:]
@@ -148,7 +148,7 @@ def run(results: dict, quick: bool = False) -> None:
         rows = conn.execute("SELECT count(*) FROM floor_records").fetchone()[0]
         conn.close()
         stored = store.list(OWNER, Query(size=1)).total
-        store.record_index.close()
+        store.records.pg.close()
     finally:
         cluster.stop()
         s3.stop()
