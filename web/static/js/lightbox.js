@@ -211,6 +211,8 @@ export class Lightbox {
     this.img.removeAttribute("src");
     this.clearVideo();
     const video = isVideo(item);
+    // NOTE: hiding the focused player would drop the focus out of the dialog (and its keys with it).
+    if (!video && document.activeElement === this.video) byId("lb-close").focus();
     this.img.hidden = video;
     this.video.hidden = !video;
     const media = this.media();
