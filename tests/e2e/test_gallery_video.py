@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.e2e.conftest import START, VISITOR, axe_violations, open_gallery
+from tests.e2e.conftest import START, VISITOR, axe_violations, new_context, open_gallery, watch_console
 
 VIDEOS = Path(__file__).resolve().parents[1] / "data" / "comfyui-real" / "view" / "output" / "video"
 H264 = "document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.42E01E\"') !== ''"
@@ -192,3 +192,23 @@ def test_viewer_mp4_has_player_source_and_poster(page, served, media):
         video.focus()
         page.keyboard.press(" ")
         playing(page, "#lb-video")
+
+
+def test_korean_badges_and_player_label(browser, served, media):
+    base_url = served[0]
+    ctx = new_context(browser, base_url, viewport={"width": 1280, "height": 800}, locale="ko-KR")
+    errors: list[str] = []
+    try:
+        page = ctx.new_page()
+        watch_console(page, errors)
+        open_gallery(page)
+        webp, mp4 = tile(page, media["webp"].id), tile(page, media["mp4"].id)
+        assert webp.locator("[data-testid=animated-badge]").inner_text() == "움직이는 이미지"
+        assert "동영상" in mp4.locator("[data-testid=play-badge]").inner_text()
+        mp4.locator(".tile-open").click()
+        page.wait_for_function(f"() => document.querySelector('#lightbox').dataset.id === {media['mp4'].id!r}")
+        assert page.get_attribute("#lb-video", "aria-label").startswith("동영상: ")
+        assert "재생 시간" in page.locator("#lb-facts").inner_text()
+    finally:
+        ctx.close()
+    assert errors == []
