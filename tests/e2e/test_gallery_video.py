@@ -152,6 +152,7 @@ def test_viewer_plays_video_keys_work_and_axe_is_clean(page, served, media):
     assert store.get(VISITOR, webm.id).favorite is True
     page.keyboard.press("?")
     page.wait_for_selector("[data-testid=help][open]")
+    assert "Play or pause a video" in page.locator("[data-testid=help]").inner_text()
     page.keyboard.press("Escape")
     page.wait_for_selector("[data-testid=help]:not([open])", state="attached")
     with page.expect_download() as info:
@@ -192,6 +193,19 @@ def test_viewer_mp4_has_player_source_and_poster(page, served, media):
         video.focus()
         page.keyboard.press(" ")
         playing(page, "#lb-video")
+
+
+def test_compare_shows_a_videos_poster(page, served, media):
+    open_gallery(page)
+    for name in ("mp4", "webp"):
+        tile(page, media[name].id).locator("[data-testid=select-toggle]").click()
+    page.click("[data-testid=bulk-compare]")
+    page.wait_for_selector("[data-testid=lightbox][open][data-mode=compare]")
+    page.wait_for_function("() => ['#lb-compare-a', '#lb-compare-b'].every(s => document.querySelector(s).complete"
+                           " && document.querySelector(s).naturalWidth > 0)")
+    srcs = {page.get_attribute(s, "src") for s in ("#lb-compare-a", "#lb-compare-b")}
+    assert any("thumb" in s and media["mp4"].id in s for s in srcs), srcs
+    assert any(s.endswith(f"{media['webp'].id}.webp") for s in srcs), srcs
 
 
 def test_korean_badges_and_player_label(browser, served, media):

@@ -453,7 +453,8 @@ export class Lightbox {
     this.dialog.dataset.id = a.id;
     byId("lb-compare").hidden = false;
     for (const [el, it] of [[byId("lb-compare-a"), a], [byId("lb-compare-b"), b]]) {
-      el.src = it.url;
+      // NOTE: a video is compared by its poster (the compare view shows still images).
+      el.src = isVideo(it) ? it.thumb_url || "" : it.url;
       el.alt = it.prompt ? t("Image: {prompt}", { prompt: shorten(it.prompt, 120) }) : t("Generated image");
     }
     byId("lb-loading").hidden = true;

@@ -285,4 +285,6 @@ export const KO = {
   "Generated video": "생성된 동영상",
   "Duration": "재생 시간",
   "Frames": "프레임 수",
+  "Space": "스페이스",
+  "Play or pause a video (its player focused)": "동영상 재생 또는 일시 정지 (플레이어에 포커스가 있을 때)",
 };
