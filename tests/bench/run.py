@@ -25,7 +25,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 from common import CACHE, clean_scratch  # noqa: E402
 
-SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe", "http", "shared", "gallery", "memory")
+SECTIONS = ("ingest", "thumbs", "list", "backup", "scrub", "serve", "dedupe", "http", "shared", "shared_ingest", "gallery", "memory")
 MODULES = {
     "ingest": "bench_ingest",
     "thumbs": "bench_thumbs",
@@ -36,6 +36,7 @@ MODULES = {
     "dedupe": "bench_dedupe",
     "http": "bench_http",
     "shared": "bench_shared",
+    "shared_ingest": "bench_shared_ingest",
     "gallery": "bench_gallery",
     "memory": "bench_memory",
 }
@@ -53,6 +54,7 @@ GOALS = {
     "list.index_bytes_per_record": (1.5 * 1441, "max"),
     "list.cold_first_page_vs_sqlite_peer_100k": (0.3, "max"),
     "http.ingest_vs_library": (0.8, "min"),
+    "shared.ingest_vs_floor": (0.7, "min"),
     "shared.list_1m_p50_ms": (20.0, "max"),
     "shared.search_1m_p50_ms": (30.0, "max"),
     "gallery.first_tiles_ms_100k_vs_1k": (1.3, "max"),
