@@ -2,7 +2,8 @@
 // pointer is over it or its open button has the focus.
 //
 // The <video> is made when the preview starts and removed when it ends, so
-// the grid holds at most one, and only one plays at a time.
+// the grid holds at most one, and only one plays at a time. With
+// prefers-reduced-motion nothing plays by itself (the viewer's player still does).
 
 import { h } from "./dom.js";
 
