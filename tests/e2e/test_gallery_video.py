@@ -226,3 +226,16 @@ def test_korean_badges_and_player_label(browser, served, media):
     finally:
         ctx.close()
     assert errors == []
+
+
+def test_reduced_motion_keeps_tiles_still(browser, served, media):
+    ctx = new_context(browser, served[0], viewport={"width": 1280, "height": 800}, reduced_motion="reduce")
+    try:
+        page = ctx.new_page()
+        open_gallery(page)
+        tile(page, media["mp4"].id).locator(".tile-open").hover()
+        page.wait_for_timeout(500)
+        assert page.locator("video.tile-preview").count() == 0
+        assert tile(page, media["mp4"].id).locator("[data-testid=play-badge]").is_visible()
+    finally:
+        ctx.close()
