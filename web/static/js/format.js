@@ -51,3 +51,12 @@ export function shorten(text, max = 140) {
   if (!text) return "";
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
+
+/** A play time in milliseconds as m:ss (h:mm:ss past an hour). */
+export function clock(ms) {
+  if (ms === null || ms === undefined) return "";
+  const total = Math.max(0, Math.round(ms / 1000));
+  const [hh, mm, ss] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
+  const pad = (n) => String(n).padStart(2, "0");
+  return hh ? `${hh}:${pad(mm)}:${pad(ss)}` : `${mm}:${pad(ss)}`;
+}

@@ -17,6 +17,7 @@ import { QuotaBar } from "./quota.js";
 import { Selection } from "./selection.js";
 import { Suggestions } from "./suggest.js";
 import { apiParams, FILTERS, filtered, parseState, stateSearch, TEXT_FILTERS } from "./state.js";
+import { bindPreviews } from "./previews.js";
 import { renderSkeleton, renderTile } from "./tiles.js";
 import { Uploader } from "./uploads.js";
 
@@ -889,6 +890,7 @@ function bindGrid() {
     const tile = event.target.closest(".tile[data-index]");
     if (tile) grid.setActive(Number(tile.dataset.index));
   });
+  bindPreviews(el);
 }
 
 // --- start -----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ const KEYS = [
     ["Delete", "Move to the trash"],
     ["z", "Zoom to full size and back"],
     ["d", "Download the original"],
+    ["Space", "Play or pause a video (its player focused)"],
     ["Escape", "Close the viewer"],
   ]],
   ["Anywhere", [["?", "Show this help"]]],

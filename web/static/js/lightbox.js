@@ -5,9 +5,10 @@
 import { api } from "./api.js";
 import { connection } from "./connection.js";
 import { byId, h, icon, trapFocus } from "./dom.js";
-import { bytes, dateTime, shorten } from "./format.js";
+import { bytes, clock, dateTime, shorten } from "./format.js";
 import { t } from "./i18n.js";
 import { moveToasts, showError } from "./notify.js";
+import { isVideo } from "./tiles.js";
 
 const FACTS = [
   ["Seed", (it) => it.seed],
@@ -15,6 +16,8 @@ const FACTS = [
   ["Aspect ratio", (it) => it.aspect_ratio],
   ["Size", (it) => (it.width && it.height ? `${it.width} × ${it.height} px` : null)],
   ["File", (it) => [it.original_filename, bytes(it.bytes)].filter(Boolean).join(" · ")],
+  ["Duration", (it) => (it.duration_ms ? (it.duration_ms < 60000 ? `${(it.duration_ms / 1000).toFixed(1)} s` : clock(it.duration_ms)) : null)],
+  ["Frames", (it) => (it.frames > 1 ? it.frames.toLocaleString() : null)],
   ["Created", (it) => dateTime(it.created_at)],
   ["Model", (it) => it.source?.model ?? null],
   ["LoRAs", (it) => (it.source?.loras || []).map((l) => (l.strength_model != null ? `${l.name} (${l.strength_model})` : l.name)).join(", ")],
@@ -79,6 +82,7 @@ export class Lightbox {
     this.dialog = byId("lightbox");
     this.stage = byId("lb-stage");
     this.img = byId("lb-image");
+    this.video = byId("lb-video");
     this.index = -1;
     this.item = null;
     this.opener = null;
@@ -118,6 +122,8 @@ export class Lightbox {
     this.img.addEventListener("load", () => this.loaded(true));
     this.img.addEventListener("error", () => this.loaded(false));
     this.img.addEventListener("dblclick", () => this.toggleZoom());
+    this.video.addEventListener("loadedmetadata", () => this.loaded(true));
+    this.video.addEventListener("error", () => this.loaded(false));
     const tagInput = byId("lb-tag-input");
     tagInput.addEventListener("keydown", (event) => {
       if (event.key === "Enter") {
@@ -142,6 +148,7 @@ export class Lightbox {
     const target = event.target;
     if (target instanceof HTMLInputElement || target instanceof HTMLSelectElement || target instanceof HTMLTextAreaElement) return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    // NOTE: a focused player's own keys (Space plays or pauses) are the browser's.
     const item = this.item;
     const actions = {
       ArrowRight: () => this.step(1),
@@ -177,6 +184,7 @@ export class Lightbox {
     this.dialog.close();
     moveToasts();
     this.img.removeAttribute("src");
+    this.clearVideo();
     this.endCompare();
     const index = this.index;
     this.index = -1;
@@ -201,12 +209,27 @@ export class Lightbox {
     byId("lb-loading").hidden = false;
     byId("lb-error").hidden = true;
     this.img.removeAttribute("src");
+    this.clearVideo();
+    const video = isVideo(item);
+    // NOTE: hiding the focused player would drop the focus out of the dialog (and its keys with it).
+    if (!video && document.activeElement === this.video) byId("lb-close").focus();
+    this.img.hidden = video;
+    this.video.hidden = !video;
+    const media = this.media();
     if (item.width && item.height) {
-      this.img.width = item.width;
-      this.img.height = item.height;
+      media.width = item.width;
+      media.height = item.height;
     }
-    this.img.src = item.url;
-    this.img.alt = item.prompt ? t("Image: {prompt}", { prompt: shorten(item.prompt, 200) }) : t("Generated image");
+    if (video) {
+      // NOTE: the original plays as stored (the server answers its Range requests); the thumbnail is the poster.
+      if (item.thumb_url) this.video.poster = item.thumb_url;
+      this.video.setAttribute("aria-label", item.prompt ? t("Video: {prompt}", { prompt: shorten(item.prompt, 200) }) : t("Generated video"));
+      this.video.src = item.url;
+    } else {
+      // NOTE: an animated image plays as the original file itself.
+      this.img.src = item.url;
+      this.img.alt = item.prompt ? t("Image: {prompt}", { prompt: shorten(item.prompt, 200) }) : t("Generated image");
+    }
     const total = feed.size;
     byId("lb-position").textContent = t("{n} of {total}", { n: (index + 1).toLocaleString(), total: total.toLocaleString() });
     byId("lb-prev").disabled = index === 0;
@@ -219,9 +242,23 @@ export class Lightbox {
     this.preload(index + 1);
   }
 
+  /** The element that shows the current item: the video player or the image. */
+  media() {
+    return this.item && isVideo(this.item) ? this.video : this.img;
+  }
+
+  /** Stop the video player and let go of its file. */
+  clearVideo() {
+    if (!this.video.getAttribute("src")) return;
+    this.video.pause();
+    this.video.removeAttribute("src");
+    this.video.removeAttribute("poster");
+    this.video.load();
+  }
+
   /** The image arrived (ok) or failed: drop the loading state, or offer Retry. */
   loaded(ok) {
-    if (!this.item || !this.img.getAttribute("src")) return;
+    if (!this.item || !this.media().getAttribute("src")) return;
     byId("lb-loading").hidden = true;
     byId("lb-error").hidden = ok;
     this.dialog.dataset.state = ok ? "ready" : "error";
@@ -236,8 +273,10 @@ export class Lightbox {
     this.dialog.dataset.state = "loading";
     byId("lb-error").hidden = true;
     byId("lb-loading").hidden = false;
-    this.img.removeAttribute("src");
-    this.img.src = url;
+    const media = this.media();
+    media.removeAttribute("src");
+    if (media === this.video) this.video.load();
+    media.src = url;
   }
 
   renderDetails(item) {
@@ -341,19 +380,23 @@ export class Lightbox {
 
   preload(index) {
     const next = this.feed().items[index];
-    if (next) new Image().src = next.url;
+    // NOTE: a video is not fetched ahead (the player streams it); its poster is.
+    const url = next && (isVideo(next) ? next.thumb_url : next.url);
+    if (url) new Image().src = url;
   }
 
   // --- zoom, pinch and swipe ---------------------------------------------------------------
 
   toggleZoom() {
-    this.setZoom(this.scale > 1 ? 1 : Math.max(2, (this.item?.width || 0) / (this.img.clientWidth || 1)));
+    this.setZoom(this.scale > 1 ? 1 : Math.max(2, (this.item?.width || 0) / (this.media().clientWidth || 1)));
   }
 
   setZoom(scale) {
     this.scale = Math.min(MAX_SCALE, Math.max(1, scale));
     this.pan = this.scale === 1 ? { x: 0, y: 0 } : this.pan || { x: 0, y: 0 };
-    this.img.style.transform = this.scale === 1 ? "" : `translate(${this.pan.x}px, ${this.pan.y}px) scale(${this.scale})`;
+    const transform = this.scale === 1 ? "" : `translate(${this.pan.x}px, ${this.pan.y}px) scale(${this.scale})`;
+    this.img.style.transform = this.media() === this.img ? transform : "";
+    this.video.style.transform = this.media() === this.video ? transform : "";
     this.stage.classList.toggle("zoomed", this.scale > 1);
     byId("lb-zoom").setAttribute("aria-pressed", String(this.scale > 1));
   }
@@ -410,7 +453,8 @@ export class Lightbox {
     this.dialog.dataset.id = a.id;
     byId("lb-compare").hidden = false;
     for (const [el, it] of [[byId("lb-compare-a"), a], [byId("lb-compare-b"), b]]) {
-      el.src = it.url;
+      // NOTE: a video is compared by its poster (the compare view shows still images).
+      el.src = isVideo(it) ? it.thumb_url || "" : it.url;
       el.alt = it.prompt ? t("Image: {prompt}", { prompt: shorten(it.prompt, 120) }) : t("Generated image");
     }
     byId("lb-loading").hidden = true;

@@ -276,4 +276,15 @@ export const KO = {
   "Delete": "삭제",
   "Moved to the trash": "휴지통으로 옮겼습니다",
   "Restored": "복원했습니다",
+
+  // videos and animated images
+  "Video": "동영상",
+  "Animated": "움직이는 이미지",
+  "Video from {date}": "{date}의 동영상",
+  "Video: {prompt}": "동영상: {prompt}",
+  "Generated video": "생성된 동영상",
+  "Duration": "재생 시간",
+  "Frames": "프레임 수",
+  "Space": "스페이스",
+  "Play or pause a video (its player focused)": "동영상 재생 또는 일시 정지 (플레이어에 포커스가 있을 때)",
 };

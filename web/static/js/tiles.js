@@ -5,12 +5,23 @@
 // has x, Delete and r on the focused tile.
 
 import { h, icon } from "./dom.js";
-import { dateTime, daysLeft, shorten } from "./format.js";
+import { clock, dateTime, daysLeft, shorten } from "./format.js";
 import { t, tn } from "./i18n.js";
+
+/** Whether a record is a video (MP4 or WebM). */
+export function isVideo(item) {
+  return String(item.mime || "").startsWith("video/");
+}
+
+/** Whether a record is an animated image (APNG or animated WebP). */
+export function isAnimated(item) {
+  return !isVideo(item) && (item.frames || 0) > 1;
+}
 
 /** Alt text from the prompt (or what the image is, when there is none). */
 export function altText(item) {
   if (item.prompt) return shorten(item.prompt, 160);
+  if (isVideo(item)) return t("Video from {date}", { date: dateTime(item.created_at) });
   if (item.kind === "input" || item.kind === "control") return t("Input image {name}", { name: item.original_filename || "" }).trim();
   return t("Generated image from {date}", { date: dateTime(item.created_at) });
 }
@@ -36,6 +47,8 @@ export function renderTile(item, { mode, selected, retentionDays }) {
     "data-testid": "gallery-item",
     "data-id": item.id,
   });
+  // NOTE: a video tile names its original; the grid's preview plays it on hover or focus (previews.js).
+  if (isVideo(item) && !trashed) tile.dataset.video = item.url;
   // NOTE: the image's dominant colour (stored at ingest) fills the box until the thumbnail arrives.
   if (item.color && /^#[0-9a-f]{6}$/i.test(item.color)) tile.style.backgroundColor = item.color;
   const label = mode === "inputs" ? item.original_filename || t("input") : shorten(item.prompt || "", 300);
@@ -51,6 +64,13 @@ export function renderTile(item, { mode, selected, retentionDays }) {
       "aria-label": t("Select: {what}", { what: shorten(altText(item), 60) }),
     }, icon("check")),
   );
+  if (isVideo(item)) {
+    tile.append(h("span", { class: "tile-media tile-play", "data-testid": "play-badge" },
+      icon("play", "icon icon-small"), h("span", { class: "visually-hidden" }, t("Video")),
+      item.duration_ms ? h("span", { class: "tile-duration" }, clock(item.duration_ms)) : null));
+  } else if (isAnimated(item)) {
+    tile.append(h("span", { class: "tile-media", "data-testid": "animated-badge" }, t("Animated")));
+  }
   if (item.favorite && !trashed) tile.append(h("span", { class: "tile-favorite", title: t("Favorite") }, icon("heart", "icon icon-small"), h("span", { class: "visually-hidden" }, t("Favorite"))));
   if (trashed && mode !== "inputs") {
     const left = daysLeft(item.trashed_at, retentionDays);
