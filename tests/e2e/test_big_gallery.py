@@ -106,7 +106,7 @@ def test_end_key_shows_the_oldest_image_in_a_couple_of_requests(page, served):
     t0 = time.monotonic()
     page.keyboard.press("End")
     oldest = page.locator(f'[data-testid=gallery-item][data-id="{ids[-1]}"]')
-    oldest.wait_for(timeout=15_000)
+    oldest.wait_for(timeout=45_000)
     page.wait_for_selector("#grid-status:has-text('That is everything.')")
     elapsed = time.monotonic() - t0
     # NOTE: a read-ahead by cursor of the first pages may still start as the
@@ -137,7 +137,7 @@ def test_scroll_bar_jump_fetches_the_middle_directly_and_fills_the_gap_above_laz
     # A drag of the scroll bar ends at the middle: positions passed on the way are never fetched.
     page.evaluate("""() => { const h = document.documentElement.scrollHeight;
         for (let k = 1; k <= 10; k += 1) window.scrollTo(0, h * k / 20); }""")
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=gallery-item]')].some(e => +e.dataset.index > 40000)", timeout=15_000)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=gallery-item]')].some(e => +e.dataset.index > 40000)", timeout=45_000)
     page.wait_for_timeout(300)
     assert 1 <= len(urls) <= 3, urls
     assert all("cursor" not in u for u in urls[:1])
@@ -185,7 +185,7 @@ def test_link_to_a_position_opens_there(page, served):
     _, _, ids = served
     urls = listing_requests(page)
     page.goto("/#at=75000")
-    page.locator(f'[data-testid=gallery-item][data-id="{ids[75_000]}"]').wait_for(timeout=15_000)
+    page.locator(f'[data-testid=gallery-item][data-id="{ids[75_000]}"]').wait_for(timeout=45_000)
     settle(page)
     box = page.locator(f'[data-testid=gallery-item][data-id="{ids[75_000]}"]').bounding_box()
     assert box and 56 <= box["y"] < page.viewport_size["height"] - box["height"], box
@@ -197,7 +197,7 @@ def test_link_to_a_position_opens_there(page, served):
     page.wait_for_function("() => /^#at=7[0-9]{4}$/.test(location.hash) && location.hash !== '#at=75000'", timeout=5000)
     at = int(page.evaluate("location.hash").split("=")[1])
     page.reload()
-    page.wait_for_selector(f'[data-testid=gallery-item][data-id="{ids[at]}"]', timeout=15_000)
+    page.wait_for_selector(f'[data-testid=gallery-item][data-id="{ids[at]}"]', timeout=45_000)
 
 
 def test_wheel_scrolling_reads_on_by_cursor_and_keeps_the_dom_bounded(page, served):
@@ -230,7 +230,7 @@ def test_trash_and_undo_far_from_the_top(page, served):
     _, store, ids = served
     open_gallery(page)
     page.keyboard.press("End")
-    page.locator(f'[data-testid=gallery-item][data-id="{ids[-1]}"]').wait_for(timeout=15_000)
+    page.locator(f'[data-testid=gallery-item][data-id="{ids[-1]}"]').wait_for(timeout=45_000)
     settle(page)
     chosen = [ids[-9], ids[-8]]
     try:
