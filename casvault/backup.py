@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable
 import blake3 as _blake3
 import msgspec
 
-from . import faults, media, safefs
+from . import faults, media, safefs, sidecars
 from .atomic import fsync_dir
 from .blobs import digest
 from .config import Config
@@ -450,19 +450,10 @@ def _store_blob_ok(store: Store, record: Record) -> bool:
 
 
 def _projection_ok(store: Store, record: Record) -> bool:
-    """True when the record's projection holds its blob's bytes (same inode, our link, or an equal copy)."""
-    image = store.layout.image_path(record)
+    """True when the record's projection holds its blob's bytes (remote blobs have no projection)."""
     if not store.blobs.local:
         return True  # NOTE: remote blobs have no projection (Store.project)
-    blob = store.blobs.path(record.sha256)
-    if safefs.lkind(image) == "symlink":
-        return os.path.realpath(image) == os.path.realpath(blob)
-    try:
-        if os.path.samefile(image, blob):
-            return True
-        return digest(safefs.read_regular(image, record.bytes)) == record.sha256
-    except (OSError, CasvaultError):
-        return False
+    return sidecars.carries_bytes(store, record, store.layout.image_path(record))
 
 
 def _quarantined(store: Store, record: Record) -> Record | None:
