@@ -291,6 +291,10 @@ def test_eight_concurrent_8000px_uploads_stay_within_600_mb(site):
     assert len(data) < MAX_UPLOAD
     answers: list[int] = []
     gate = threading.Barrier(8)
+    # NOTE: this module's server has already served the other hostile cases;
+    # reset the workers' peak RSS (VmHWM) so the figure is this test's.
+    for pid in Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text().split():
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
 
     def upload(n: int) -> None:
         gate.wait()
@@ -310,6 +314,7 @@ def test_eight_concurrent_8000px_uploads_stay_within_600_mb(site):
         status = Path(f"/proc/{pid}/status").read_text()
         peak_kb += int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
     assert len(workers) == 2 and peak_kb / 1024 < 600, f"workers' peak RSS {peak_kb / 1024:.0f} MB"
+    print(f"\n8 concurrent 8000px uploads: workers peak RSS {peak_kb / 1024:.0f} MB")
 
 
 def test_torn_manifest_with_a_partial_utf8_character(site):
